@@ -1,0 +1,93 @@
+/** Wire-level building blocks shared by every concern's schemas. */
+import { z } from 'zod';
+import { parseRfc3339 } from './time.js';
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+export const PRODUCT_KEY = /^[a-z][a-z0-9-]{1,39}$/;
+export const SLUG = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/;
+export const ACTION = /^[a-z][a-z0-9_.:-]{0,127}$/;
+
+export const codePoints = (s: string): number => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+/** A canonical 8-4-4-4-12 UUID in any letter case, returned lower-case. */
+export const uuidInput = z
+  .string()
+  .regex(UUID, 'must be a UUID (8-4-4-4-12 hex digits)')
+  .transform((s) => s.toLowerCase())
+  .meta({ format: 'uuid' });
+
+/** An RFC 3339 timestamp with an offset, as a Date in UTC truncated to milliseconds. */
+export const timeInput = z
+  .string()
+  .meta({ format: 'date-time', example: '2026-01-31T12:00:00.000Z' })
+  .transform((s, ctx) => {
+    const at = parseRfc3339(s);
+    if (!at) {
+      ctx.issues.push({ code: 'custom', message: 'must be an RFC 3339 timestamp with an offset', input: s });
+      return z.NEVER;
+    }
+    return at;
+  });
+
+/** Trimmed text whose length in code points is within [min, max]. */
+export const textInput = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .refine((s) => {
+      const n = codePoints(s);
+      return n >= min && n <= max;
+    }, `must be ${min}–${max} characters`)
+    .meta({ minLength: min, maxLength: max });
+
+/** Optional trimmed text of at most `max` code points; empty after trimming means null. */
+export const optionalTextInput = (max: number) =>
+  textInput(0, max)
+    .nullish()
+    .transform((s) => (s ? s : null));
+
+/** Strings of 1–max code points, not trimmed (identifiers chosen by callers). */
+export const identifierInput = (max: number) =>
+  z
+    .string()
+    .refine((s) => {
+      const n = codePoints(s);
+      return n >= 1 && n <= max;
+    }, `must be 1–${max} characters`)
+    .meta({ minLength: 1, maxLength: max });
+
+/** Query booleans are exactly `true` or `false`. */
+export const queryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * A JSON boolean. The pipe keeps trpc-to-openapi's query coercion (which would turn any
+ * string into a boolean) away from body fields.
+ */
+export const jsonBoolean = z.boolean().pipe(z.boolean());
+
+export const timeOutput = z.iso.datetime({ precision: 3 });
+export const uuidOutput = z.guid();
+
+export const ErrorBody = z
+  .object({
+    code: z.enum([
+      'BAD_REQUEST',
+      'UNAUTHORIZED',
+      'FORBIDDEN',
+      'NOT_FOUND',
+      'METHOD_NOT_SUPPORTED',
+      'CONFLICT',
+      'PAYLOAD_TOO_LARGE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'TOO_MANY_REQUESTS',
+      'INTERNAL_SERVER_ERROR',
+      'SERVICE_UNAVAILABLE',
+    ]),
+    message: z.string(),
+    issues: z.array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Error' });

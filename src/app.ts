@@ -1,0 +1,68 @@
+/**
+ * The HTTP application: health endpoints, tRPC at /trpc, REST at /v1 (trpc-to-openapi).
+ */
+import { createExpressMiddleware } from '@trpc/server/adapters/express';
+import express, { type ErrorRequestHandler, type Request } from 'express';
+import { contextFactory, type ContextOptions } from './context.js';
+import type { Deps } from './domain/deps.js';
+import { describeError, type Logger } from './log.js';
+import { sendError } from './rest/error-body.js';
+import { restApi } from './rest/rest-api.js';
+import { MAX_BODY_BYTES, bodyError } from './rest/request-body.js';
+import { appRouter } from './routers/index.js';
+
+export interface AppOptions extends ContextOptions {
+  deps: Deps;
+  log: Logger;
+}
+
+const READY_TIMEOUT_MS = 2000;
+
+const withTimeout = <T>(work: Promise<T>, ms: number) =>
+  new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out')), ms);
+    work.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+
+export function createApp(opts: AppOptions): express.Express {
+  const createContext = contextFactory(opts.deps, opts);
+  const onError = (err: unknown) => opts.log.error('unexpected error', describeError(err));
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await withTimeout(opts.deps.store.ping(), READY_TIMEOUT_MS);
+      res.json({ status: 'ready' });
+    } catch {
+      res.status(503).json({ status: 'unavailable' });
+    }
+  });
+
+  app.use(
+    '/trpc',
+    createExpressMiddleware({
+      router: appRouter,
+      createContext: ({ req }) => createContext(req, 'trpc'),
+      maxBodySize: MAX_BODY_BYTES,
+      onError: ({ error }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR') onError(error.cause ?? error);
+      },
+    }),
+  );
+
+  app.use(restApi((req: Request, transport) => createContext(req, transport), onError));
+
+  const lastResort: ErrorRequestHandler = (err, _req, res, _next) => {
+    if (res.headersSent) return res.end();
+    if ((err as { type?: string })?.type?.startsWith('entity.')) return bodyError(err, res);
+    onError(err);
+    sendError(res, { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
+  };
+  app.use(lastResort);
+  return app;
+}

@@ -1,0 +1,47 @@
+/**
+ * Configuration from the environment, validated at start-up. A bad value stops the
+ * process with one line that names the variable.
+ */
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/, 'must be [host]:port, e.g. :8090 or 127.0.0.1:8090')
+  .transform((addr) => {
+    const at = addr.lastIndexOf(':');
+    const host = addr.slice(0, at).replace(/^\[|\]$/g, '');
+    return { host: host || undefined, port: Number(addr.slice(at + 1)) };
+  })
+  .refine((a) => a.port <= 65535, 'port must be 0–65535');
+
+const postgresUrl = z
+  .string()
+  .refine((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), 'must be a postgres:// URL');
+
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const positiveInt = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').transform(Number);
+const emptyAsUnset = (v: unknown) => (v === '' ? undefined : v);
+
+const EnvSchema = z.object({
+  APP_ENV: z.preprocess(emptyAsUnset, z.enum(['dev', 'stage', 'prod']).default('dev')),
+  ADDR: z.preprocess((v) => emptyAsUnset(v) ?? ':8090', hostPort),
+  DATABASE_URL: z.preprocess(emptyAsUnset, postgresUrl.optional()),
+  KEYCLOAK_ISSUER: z.preprocess(emptyAsUnset, z.url().optional()),
+  LOG_LEVEL: z.preprocess(emptyAsUnset, z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')),
+  TRUST_PROXY: z.preprocess(emptyAsUnset, flag.default(false)),
+  ARGON2_THREADS: z.preprocess(emptyAsUnset, positiveInt.optional()),
+  ARGON2_MAX_QUEUE: z.preprocess(emptyAsUnset, positiveInt.optional()),
+});
+
+export type Config = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new ConfigError(`invalid configuration: ${String(issue.path[0])}: ${issue.message}`);
+}

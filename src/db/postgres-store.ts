@@ -1,0 +1,288 @@
+/**
+ * Postgres store: Drizzle over a node-postgres Pool. A thin adapter — rows in, rows out —
+ * that turns constraint violations into StoreConstraintError and lost connections into
+ * StoreUnavailableError.
+ */
+import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
+import * as schema from './schema.js';
+import { apiKeys, auditLog, entitlements, productRequests, products, tenants } from './schema.js';
+import {
+  StoreConstraintError,
+  StoreUnavailableError,
+  type AuditEvent,
+  type AuditFilter,
+  type AuditPosition,
+  type ConstraintName,
+  type Crud,
+  type ActorType,
+  type Store,
+  type StoreTx,
+} from './store.js';
+
+type Db = NodePgDatabase<typeof schema>;
+type AuditRow = typeof auditLog.$inferSelect;
+
+const KNOWN_CONSTRAINTS = new Set<string>([
+  'tenants_slug_unique',
+  'tenants_slug_format',
+  'entitlements_tenant_product_unique',
+  'api_keys_prefix_unique',
+]);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57014']);
+
+/** Translates a driver error into the store's vocabulary; anything else passes through. */
+export function translatePgError(err: unknown): unknown {
+  const e = (err as { cause?: unknown })?.cause ?? err;
+  const code = (e as { code?: string })?.code;
+  const constraint = (e as { constraint?: string })?.constraint;
+  if (code === '23505' || code === '23514') {
+    if (constraint && KNOWN_CONSTRAINTS.has(constraint)) return new StoreConstraintError(constraint as ConstraintName);
+  }
+  if (code === '23503') return new StoreConstraintError('foreign_key');
+  const message = (e as Error)?.message ?? '';
+  if (
+    (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code.startsWith('53'))) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
+  ) {
+    return new StoreUnavailableError('database unavailable', { cause: e });
+  }
+  return err;
+}
+
+const toAuditEvent = (r: AuditRow): AuditEvent => ({
+  id: r.id,
+  tenantId: r.tenantId,
+  product: r.product,
+  action: r.action,
+  crud: r.crud as Crud | null,
+  actor: { id: r.actorId, name: r.actorName, type: r.actorType as ActorType },
+  target: r.targetId !== null && r.targetType !== null ? { id: r.targetId, type: r.targetType, name: r.targetName } : null,
+  description: r.description,
+  sourceIp: r.sourceIp,
+  isFailure: r.isFailure,
+  fields: r.fields,
+  occurredAt: r.occurredAt,
+  receivedAt: r.receivedAt,
+});
+
+const auditConditions = (f: AuditFilter, after: AuditPosition | null): SQL[] => {
+  const where: SQL[] = [];
+  if (f.tenantId !== undefined) where.push(eq(auditLog.tenantId, f.tenantId));
+  if (f.product !== undefined) where.push(eq(auditLog.product, f.product));
+  if (f.actorId !== undefined) where.push(eq(auditLog.actorId, f.actorId));
+  if (f.action !== undefined) where.push(eq(auditLog.action, f.action));
+  if (f.since) where.push(gte(auditLog.occurredAt, f.since));
+  if (f.until) where.push(lt(auditLog.occurredAt, f.until));
+  if (after) {
+    where.push(
+      sql`(${auditLog.occurredAt}, ${auditLog.id}) < (${after.occurredAt.toISOString()}::timestamptz, ${after.id}::uuid)`,
+    );
+  }
+  return where;
+};
+
+/** The reads and writes, over either the pool or a transaction. */
+function access(db: Db): StoreTx {
+  return {
+    async getTenant(id, opts) {
+      const q = db.select().from(tenants).where(eq(tenants.id, id));
+      const [row] = opts?.lock ? await q.for('update') : await q;
+      return row ?? null;
+    },
+    async getTenantBySlug(slug) {
+      const [row] = await db.select().from(tenants).where(eq(tenants.slug, slug));
+      return row ?? null;
+    },
+    async getProduct(key) {
+      const [row] = await db.select().from(products).where(eq(products.key, key));
+      return row ?? null;
+    },
+    async listProducts(opts) {
+      return db
+        .select()
+        .from(products)
+        .where(opts.requestableOnly ? eq(products.requestable, true) : undefined)
+        .orderBy(sql`${products.key} COLLATE "C"`);
+    },
+    async listEntitlements(tenantId) {
+      return db
+        .select()
+        .from(entitlements)
+        .where(eq(entitlements.tenantId, tenantId))
+        .orderBy(sql`${entitlements.product} COLLATE "C"`);
+    },
+    async getEntitlement(tenantId, product) {
+      const [row] = await db
+        .select()
+        .from(entitlements)
+        .where(and(eq(entitlements.tenantId, tenantId), eq(entitlements.product, product)));
+      return row ?? null;
+    },
+    async findProductRequest(tenantId, product, status) {
+      const [row] = await db
+        .select()
+        .from(productRequests)
+        .where(
+          and(eq(productRequests.tenantId, tenantId), eq(productRequests.product, product), eq(productRequests.status, status)),
+        )
+        .limit(1);
+      return row ?? null;
+    },
+    async getApiKey(id, opts) {
+      const q = db.select().from(apiKeys).where(eq(apiKeys.id, id));
+      const [row] = opts?.lock ? await q.for('update') : await q;
+      return row ?? null;
+    },
+    async getApiKeyByPrefix(prefix) {
+      const [row] = await db.select().from(apiKeys).where(eq(apiKeys.prefix, prefix));
+      return row ?? null;
+    },
+    async listApiKeys(tenantId, opts) {
+      return db
+        .select()
+        .from(apiKeys)
+        .where(and(eq(apiKeys.tenantId, tenantId), opts.includeRevoked ? undefined : isNull(apiKeys.revokedAt)))
+        .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+    },
+    async queryAudit(filter, after, limit) {
+      const rows = await db
+        .select()
+        .from(auditLog)
+        .where(and(...auditConditions(filter, after)))
+        .orderBy(desc(auditLog.occurredAt), desc(auditLog.id))
+        .limit(limit);
+      return rows.map(toAuditEvent);
+    },
+
+    async insertTenant(t) {
+      const [row] = await db.insert(tenants).values(t).returning();
+      return row!;
+    },
+    async updateTenantStatus(id, status, at) {
+      const [row] = await db.update(tenants).set({ status, updatedAt: at }).where(eq(tenants.id, id)).returning();
+      if (!row) throw new StoreConstraintError('foreign_key');
+      return row;
+    },
+    async insertEntitlement(e) {
+      const [row] = await db.insert(entitlements).values(e).returning();
+      return row!;
+    },
+    async insertProductRequest(r) {
+      const [row] = await db.insert(productRequests).values(r).returning();
+      return row!;
+    },
+    async insertApiKey(k) {
+      const [row] = await db.insert(apiKeys).values(k).returning();
+      return row!;
+    },
+    async revokeApiKey(id, at) {
+      const [row] = await db.update(apiKeys).set({ revokedAt: at }).where(eq(apiKeys.id, id)).returning();
+      if (!row) throw new StoreConstraintError('foreign_key');
+      return row;
+    },
+    async insertAudit(e) {
+      const [row] = await db
+        .insert(auditLog)
+        .values({
+          id: e.id,
+          tenantId: e.tenantId,
+          product: e.product,
+          action: e.action,
+          crud: e.crud,
+          actorId: e.actor.id,
+          actorName: e.actor.name,
+          actorType: e.actor.type,
+          targetId: e.target?.id ?? null,
+          targetType: e.target?.type ?? null,
+          targetName: e.target?.name ?? null,
+          description: e.description,
+          sourceIp: e.sourceIp,
+          isFailure: e.isFailure,
+          fields: e.fields,
+          occurredAt: e.occurredAt,
+          receivedAt: e.receivedAt,
+        })
+        .returning();
+      return toAuditEvent(row!);
+    },
+  };
+}
+
+/** Wraps every method so driver errors come out translated. */
+function translated<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value = Reflect.get(obj, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        try {
+          return await value.apply(obj, args);
+        } catch (err) {
+          throw translatePgError(err);
+        }
+      };
+    },
+  });
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly db: Db;
+  private readonly root: StoreTx;
+
+  constructor(readonly pool: pg.Pool) {
+    this.db = drizzle(pool, { schema });
+    this.root = translated(access(this.db));
+  }
+
+  getTenant: StoreTx['getTenant'] = (id, opts) => this.root.getTenant(id, opts);
+  getTenantBySlug: StoreTx['getTenantBySlug'] = (slug) => this.root.getTenantBySlug(slug);
+  getProduct: StoreTx['getProduct'] = (key) => this.root.getProduct(key);
+  listProducts: StoreTx['listProducts'] = (opts) => this.root.listProducts(opts);
+  listEntitlements: StoreTx['listEntitlements'] = (tenantId) => this.root.listEntitlements(tenantId);
+  getEntitlement: StoreTx['getEntitlement'] = (t, p) => this.root.getEntitlement(t, p);
+  findProductRequest: StoreTx['findProductRequest'] = (t, p, s) => this.root.findProductRequest(t, p, s);
+  getApiKey: StoreTx['getApiKey'] = (id, opts) => this.root.getApiKey(id, opts);
+  getApiKeyByPrefix: StoreTx['getApiKeyByPrefix'] = (prefix) => this.root.getApiKeyByPrefix(prefix);
+  listApiKeys: StoreTx['listApiKeys'] = (t, opts) => this.root.listApiKeys(t, opts);
+  queryAudit: StoreTx['queryAudit'] = (f, a, l) => this.root.queryAudit(f, a, l);
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction((tx) => fn(translated(access(tx as unknown as Db))));
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async touchApiKeys(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+    if (uses.length === 0) return;
+    const ids = uses.map((u) => u.id);
+    const times = uses.map((u) => u.at.toISOString());
+    try {
+      await this.pool.query(
+        `UPDATE api_keys AS k SET last_used_at = u.at
+           FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+          WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+        [ids, times],
+      );
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+

@@ -1,0 +1,67 @@
+/**
+ * Entry point: `npm start`. Reads the environment, opens the store, serves HTTP, and on
+ * SIGTERM/SIGINT drains in-flight requests, flushes key usage and closes the pool.
+ */
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { PendingMigrationsError } from './db/open-store.js';
+import { createRuntime } from './deps.js';
+import { createLogger, describeError } from './log.js';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL);
+  let runtime;
+  try {
+    runtime = await createRuntime(config, log);
+  } catch (err) {
+    if (err instanceof PendingMigrationsError) {
+      process.stderr.write(`refusing to start: ${err.message}\n`);
+    } else {
+      process.stderr.write(`refusing to start: cannot open the database: ${(err as Error).message}\n`);
+    }
+    process.exit(1);
+  }
+  const app = createApp({ deps: runtime, log, trustProxy: config.TRUST_PROXY });
+  const server = app.listen(config.ADDR.port, config.ADDR.host ?? '::');
+  server.on('listening', () => {
+    const { port } = server.address() as AddressInfo;
+    log.info('tenant-registry listening', { port, store: runtime.store.kind, app_env: config.APP_ENV });
+  });
+  server.on('error', (err) => {
+    process.stderr.write(`cannot listen on ${process.env.ADDR ?? ':8090'}: ${err.message}\n`);
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
+    server.close(async () => {
+      await runtime.close().catch((err) => log.error('shutdown error', describeError(err)));
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

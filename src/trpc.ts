@@ -1,0 +1,87 @@
+/**
+ * The one initTRPC of the service: context, meta, error formatting and the base procedure.
+ * Domain errors become TRPCErrors here, in one place; trpc-to-openapi maps those to HTTP
+ * statuses, and the error formatter keeps stacks and internals out of every body.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { OpenApiMeta } from 'trpc-to-openapi';
+import { z } from 'zod';
+import { StoreUnavailableError } from './db/store.js';
+import type { Deps, Principal } from './domain/deps.js';
+import { DomainError, type ValidationIssue } from './domain/errors.js';
+
+export interface Context {
+  deps: Deps;
+  principal: Principal;
+  /** Which adapter serves the call; it decides the error body's shape. */
+  transport: 'rest' | 'trpc';
+}
+
+export type Meta = OpenApiMeta<{
+  /** HTTP status of success over REST; 200 unless set (creations say 201). */
+  successStatus?: 201;
+}>;
+
+const GENERIC_500 = 'Internal server error';
+
+/**
+ * Input-validation failures carry `issues` as API.md shapes them: `{path, message}`.
+ * trpc-to-openapi recognises a validation error by its cause's name being "ZodError" and
+ * copies `cause.issues` into the REST body, hence the name.
+ */
+export class InputIssues extends Error {
+  override readonly name = 'ZodError';
+  constructor(readonly issues: ValidationIssue[]) {
+    super('Input validation failed');
+  }
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    errorFormatter({ shape, error, ctx }) {
+      const message = error.code === 'INTERNAL_SERVER_ERROR' ? GENERIC_500 : error.message;
+      const issues = error.cause instanceof InputIssues ? error.cause.issues : undefined;
+      if (ctx?.transport !== 'trpc') {
+        // REST: trpc-to-openapi spreads this, then sets `code` and (for zod errors) `issues`.
+        return { code: error.code, message } as unknown as typeof shape;
+      }
+      return {
+        code: shape.code,
+        message,
+        data: { code: error.code, httpStatus: shape.data.httpStatus, path: shape.data.path, issues },
+      } as unknown as typeof shape;
+    },
+  });
+
+const badInput = (issues: ValidationIssue[]) =>
+  new TRPCError({ code: 'BAD_REQUEST', message: 'Input validation failed', cause: new InputIssues(issues) });
+
+function toTRPCError(error: TRPCError): TRPCError | null {
+  const cause = error.cause;
+  if (cause instanceof z.ZodError && error.code === 'BAD_REQUEST') {
+    return badInput(cause.issues.map(({ path, message }) => ({ path: path as (string | number)[], message })));
+  }
+  if (cause instanceof DomainError) {
+    if (cause.issues) return badInput(cause.issues);
+    return new TRPCError({ code: cause.code, message: cause.message, cause });
+  }
+  if (cause instanceof StoreUnavailableError) {
+    return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable; retry shortly', cause });
+  }
+  return null;
+}
+
+const domainErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error);
+    if (mapped) throw mapped;
+  }
+  return result;
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+export const procedure = t.procedure.use(domainErrors);
