@@ -1,0 +1,63 @@
+/** Starts the real app on a loopback port, over the memory store or a fresh Postgres database. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createApp } from '../../src/app.js';
+import { createPool } from '../../src/db/open-store.js';
+import { MemoryStore } from '../../src/db/memory-store.js';
+import { PostgresStore } from '../../src/db/postgres-store.js';
+import type { Store } from '../../src/db/store.js';
+import type { Deps } from '../../src/domain/deps.js';
+import { Argon2Pool } from '../../src/keys/argon2-pool.js';
+import { BatchedKeyUsage } from '../../src/keys/key-usage.js';
+import { createLogger } from '../../src/log.js';
+import { Http } from './http.js';
+
+export type StoreKind = 'memory' | 'postgres';
+
+export interface TestServer {
+  url: string;
+  http: Http;
+  deps: Deps;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Required for the postgres store: a migrated database. */
+  databaseUrl?: string;
+  trustProxy?: boolean;
+}
+
+export async function startServer(kind: StoreKind, opts: StartOptions = {}): Promise<TestServer> {
+  let store: Store;
+  if (kind === 'memory') {
+    store = new MemoryStore();
+  } else {
+    if (!opts.databaseUrl) throw new Error('startServer(postgres) needs a databaseUrl');
+    const pool = createPool(opts.databaseUrl);
+    pool.on('error', () => {});
+    store = new PostgresStore(pool);
+  }
+  const hasher = new Argon2Pool({ threads: 2 });
+  const usage = new BatchedKeyUsage(store, 60_000);
+  const deps: Deps = { store, hasher, usage };
+  const app = createApp({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    http: new Http(url),
+    deps,
+    store,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await usage.close();
+      await hasher.close();
+      await store.close();
+    },
+  };
+}
