@@ -2,7 +2,7 @@
  * The HTTP application: health endpoints, tRPC at /trpc, REST at /v1 (trpc-to-openapi).
  */
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
-import express, { type ErrorRequestHandler, type Request } from 'express';
+import express, { type ErrorRequestHandler } from 'express';
 import { contextFactory, type ContextOptions } from './context.js';
 import type { Deps } from './domain/deps.js';
 import { describeError, type Logger } from './log.js';
@@ -49,13 +49,17 @@ export function createApp(opts: AppOptions): express.Express {
       router: appRouter,
       createContext: ({ req }) => createContext(req, 'trpc'),
       maxBodySize: MAX_BODY_BYTES,
+      responseMeta: ({ ctx, errors }) => {
+        const challenge = ctx && !ctx.auth.ok ? ctx.auth.challenge : undefined;
+        return challenge && errors.some((e) => e.code === 'UNAUTHORIZED') ? { headers: { 'WWW-Authenticate': challenge } } : {};
+      },
       onError: ({ error }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') onError(error.cause ?? error);
       },
     }),
   );
 
-  app.use(restApi((req: Request, transport) => createContext(req, transport), onError));
+  app.use(restApi(createContext, opts, onError));
 
   const lastResort: ErrorRequestHandler = (err, _req, res, _next) => {
     if (res.headersSent) return res.end();

@@ -22,16 +22,33 @@ const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const positiveInt = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').transform(Number);
 const emptyAsUnset = (v: unknown) => (v === '' ? undefined : v);
 
+/** On in stage/prod; in dev, on when AUTH=on or when an issuer is configured and AUTH is not off. */
+const authEnabled = (env: { APP_ENV: string; AUTH?: 'on' | 'off'; KEYCLOAK_ISSUER?: string }) =>
+  env.AUTH === 'on' || env.APP_ENV !== 'dev' || (env.AUTH === undefined && env.KEYCLOAK_ISSUER !== undefined);
+
 const EnvSchema = z.object({
   APP_ENV: z.preprocess(emptyAsUnset, z.enum(['dev', 'stage', 'prod']).default('dev')),
   ADDR: z.preprocess((v) => emptyAsUnset(v) ?? ':8090', hostPort),
   DATABASE_URL: z.preprocess(emptyAsUnset, postgresUrl.optional()),
   KEYCLOAK_ISSUER: z.preprocess(emptyAsUnset, z.url().optional()),
+  API_AUDIENCE: z.preprocess(emptyAsUnset, z.string().min(1).optional()),
+  AUTH: z.preprocess(emptyAsUnset, z.enum(['on', 'off']).optional()),
   LOG_LEVEL: z.preprocess(emptyAsUnset, z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')),
   TRUST_PROXY: z.preprocess(emptyAsUnset, flag.default(false)),
   ARGON2_THREADS: z.preprocess(emptyAsUnset, positiveInt.optional()),
   ARGON2_MAX_QUEUE: z.preprocess(emptyAsUnset, positiveInt.optional()),
-});
+})
+  .superRefine((env, ctx) => {
+    const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (env.APP_ENV !== 'dev' && env.AUTH === 'off') problem('AUTH', `authentication cannot be off when APP_ENV=${env.APP_ENV}`);
+    const authOn = authEnabled(env);
+    if (authOn && !env.KEYCLOAK_ISSUER) problem('KEYCLOAK_ISSUER', 'is required when authentication is on');
+    if (authOn && !env.API_AUDIENCE) problem('API_AUDIENCE', 'is required when authentication is on');
+  })
+  .transform((env) => ({
+    ...env,
+    authEnabled: authEnabled(env),
+  }));
 
 export type Config = z.infer<typeof EnvSchema>;
 

@@ -4,12 +4,22 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import type { Authenticator } from './auth/authenticate.js';
+import { OidcVerifier } from './auth/oidc.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { PendingMigrationsError } from './db/open-store.js';
 import { createRuntime } from './deps.js';
 import { createLogger, describeError } from './log.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
+
+function authenticatorFor(config: Config): Authenticator {
+  if (!config.authEnabled) return { mode: 'off' };
+  // loadConfig guarantees both when authentication is on.
+  const issuer = config.KEYCLOAK_ISSUER!;
+  const audience = config.API_AUDIENCE!;
+  return { mode: 'on', audience, verifier: new OidcVerifier({ issuer, audience }) };
+}
 
 async function main() {
   let config;
@@ -34,7 +44,10 @@ async function main() {
     }
     process.exit(1);
   }
-  const app = createApp({ deps: runtime, log, trustProxy: config.TRUST_PROXY });
+  const app = createApp({ deps: runtime, log, trustProxy: config.TRUST_PROXY, auth: authenticatorFor(config) });
+  if (!config.authEnabled) {
+    log.warn('AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.');
+  }
   const server = app.listen(config.ADDR.port, config.ADDR.host ?? '::');
   server.on('listening', () => {
     const { port } = server.address() as AddressInfo;

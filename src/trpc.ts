@@ -6,13 +6,16 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { z } from 'zod';
+import type { AuthOutcome } from './auth/authenticate.js';
+import { authorize, type Operation } from './auth/access.js';
 import { StoreUnavailableError } from './db/store.js';
-import type { Deps, Principal } from './domain/deps.js';
+import type { Deps } from './domain/deps.js';
 import { DomainError, type ValidationIssue } from './domain/errors.js';
 
 export interface Context {
   deps: Deps;
-  principal: Principal;
+  /** The caller, or why there is none (checked by every procedure before its input). */
+  auth: AuthOutcome;
   /** Which adapter serves the call; it decides the error body's shape. */
   transport: 'rest' | 'trpc';
 }
@@ -82,6 +85,19 @@ const domainErrors = t.middleware(async ({ next }) => {
   return result;
 });
 
+/**
+ * Narrows the context to an authenticated caller (401 before any input is looked at) and
+ * gives procedures `allow(op, tenantId)`, the access-matrix check of src/auth/access.ts.
+ */
+const authenticated = t.middleware(({ ctx, next }) => {
+  if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
+  const { principal } = ctx.auth;
+  const { store } = ctx.deps;
+  const allow = (op: Operation, tenantId: string | null) =>
+    authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null);
+  return next({ ctx: { principal, allow } });
+});
+
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const procedure = t.procedure.use(domainErrors);
+export const procedure = t.procedure.use(domainErrors).use(authenticated);

@@ -80,6 +80,13 @@ export async function listApiKeys(deps: Deps, tenantId: string, includeRevoked: 
   return deps.store.listApiKeys(tenantId, { includeRevoked });
 }
 
+/** The tenant an API key belongs to (404 when there is no such key). */
+export async function tenantOfApiKey(deps: Deps, id: string): Promise<string> {
+  const key = await deps.store.getApiKey(id);
+  if (!key) throw notFound('api key');
+  return key.tenantId;
+}
+
 /** Revoking twice returns the same key and records nothing the second time. */
 export async function revokeApiKey(deps: Deps, who: Principal, id: string): Promise<ApiKey> {
   return deps.store.transaction(async (tx) => {

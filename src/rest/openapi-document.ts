@@ -26,6 +26,13 @@ const Unavailable = z.object({ status: z.literal('unavailable') });
 
 const ERROR_REF = { $ref: '#/components/schemas/Error' };
 
+/** Every /v1 operation may answer these (see the Authentication section of the README). */
+const AUTH_RESPONSES = {
+  401: { description: 'Missing or invalid bearer token (with `WWW-Authenticate: Bearer`)' },
+  403: { description: 'The token is valid but does not grant this operation' },
+  503: { description: 'The database or the token issuer is unavailable; retry shortly' },
+};
+
 type Operation = { responses: Record<string, { description: string; content?: Record<string, { schema: unknown }> }> };
 
 export function buildOpenApiDocument(): OpenAPIObject {
@@ -81,6 +88,9 @@ export function buildOpenApiDocument(): OpenAPIObject {
       if (path === '/readyz') continue;
       if (created.has(`${method} ${path}`) && op.responses['200']) {
         op.responses = { 201: { ...op.responses['200'], description: 'Created' }, ...withoutKey(op.responses, '200') };
+      }
+      if (path.startsWith('/v1/')) {
+        op.responses = { ...AUTH_RESPONSES, ...op.responses };
       }
       for (const [status, response] of Object.entries(op.responses)) {
         if (Number(status) >= 400) response.content = { 'application/json': { schema: ERROR_REF } };

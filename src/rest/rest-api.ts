@@ -2,11 +2,13 @@
  * The REST face of the app router: `/v1/...` through trpc-to-openapi's express middleware,
  * behind the body and query checks of request-body.ts, with the verify lane in front.
  */
-import express, { type Request } from 'express';
+import express from 'express';
 import { createOpenApiExpressMiddleware } from 'trpc-to-openapi';
 import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
-import type { Context, Meta } from '../trpc.js';
+import type { ContextOptions, CreateContext } from '../context.js';
+import type { Meta } from '../trpc.js';
+import { authOf, requireAuthentication } from './authentication.js';
 import { jsonBody, nonEmptyQuery, rawBody } from './request-body.js';
 import { verifyLane } from './verify-lane.js';
 
@@ -18,14 +20,15 @@ const successStatus = new Map<string, number>(
   }),
 );
 
-export function restApi(createContext: (req: Request, transport: Context['transport']) => Context, onError: (err: unknown) => void) {
+export function restApi(createContext: CreateContext, opts: ContextOptions, onError: (err: unknown) => void) {
   const api = express.Router();
-  api.post(VERIFY_PATH, rawBody, verifyLane((req) => createContext(req, 'rest')));
+  api.use(requireAuthentication(opts));
+  api.post(VERIFY_PATH, rawBody, verifyLane((req, res) => createContext(req, 'rest', authOf(res))));
   api.use(rawBody, nonEmptyQuery, jsonBody);
   api.use(
     createOpenApiExpressMiddleware({
       router: appRouter,
-      createContext: ({ req }) => createContext(req as Request, 'rest'),
+      createContext: ({ req, res }) => createContext(req, 'rest', authOf(res as express.Response)),
       responseMeta: ({ paths, errors }) => {
         const status = errors.length === 0 && paths?.[0] ? successStatus.get(paths[0]) : undefined;
         return status ? { status } : {};

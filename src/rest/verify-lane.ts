@@ -21,10 +21,10 @@ const parseLeniently = (raw: Buffer): unknown => {
   }
 };
 
-export function verifyLane(createContext: (req: Request) => Context) {
+export function verifyLane(createContext: (req: Request, res: Response) => Promise<Context>) {
   return async (req: Request, res: Response): Promise<void> => {
     try {
-      const caller = createCaller(createContext(req));
+      const caller = createCaller(await createContext(req, res));
       const result = await caller.apiKeys.verify(parseLeniently(req.body as Buffer));
       res.status(200).json(result);
     } catch (err) {

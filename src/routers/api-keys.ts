@@ -10,7 +10,7 @@ import {
   toApiKeyDto,
   toVerifyDto,
 } from '../api/api-keys.js';
-import { createApiKey, listApiKeys, revokeApiKey } from '../domain/api-keys.js';
+import { createApiKey, listApiKeys, revokeApiKey, tenantOfApiKey } from '../domain/api-keys.js';
 import { verifyApiKey } from '../domain/verify.js';
 import { procedure, router } from '../trpc.js';
 
@@ -33,6 +33,7 @@ export const apiKeysRouter = router({
     .input(CreateApiKeyInput)
     .output(CreatedApiKeySchema)
     .mutation(async ({ ctx, input }) => {
+      await ctx.allow('api_key.manage', input.tenant_id);
       const { apiKey, plaintext } = await createApiKey(ctx.deps, ctx.principal, {
         tenantId: input.tenant_id,
         name: input.name,
@@ -55,9 +56,10 @@ export const apiKeysRouter = router({
     })
     .input(ListApiKeysInput)
     .output(z.object({ items: z.array(ApiKeySchema) }))
-    .query(async ({ ctx, input }) => ({
-      items: (await listApiKeys(ctx.deps, input.tenant_id, input.include_revoked ?? false)).map(toApiKeyDto),
-    })),
+    .query(async ({ ctx, input }) => {
+      await ctx.allow('api_key.list', input.tenant_id);
+      return { items: (await listApiKeys(ctx.deps, input.tenant_id, input.include_revoked ?? false)).map(toApiKeyDto) };
+    }),
 
   revoke: procedure
     .meta({
@@ -71,7 +73,10 @@ export const apiKeysRouter = router({
     })
     .input(ApiKeyIdInput)
     .output(ApiKeySchema)
-    .mutation(async ({ ctx, input }) => toApiKeyDto(await revokeApiKey(ctx.deps, ctx.principal, input.id))),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('api_key.manage', await tenantOfApiKey(ctx.deps, input.id));
+      return toApiKeyDto(await revokeApiKey(ctx.deps, ctx.principal, input.id));
+    }),
 
   verify: procedure
     .meta({
@@ -89,5 +94,8 @@ export const apiKeysRouter = router({
     })
     .input(VerifyInput)
     .output(VerifyResultSchema)
-    .mutation(async ({ ctx, input }) => toVerifyDto(await verifyApiKey(ctx.deps, input))),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('api_key.verify', null);
+      return toVerifyDto(await verifyApiKey(ctx.deps, input));
+    }),
 });

@@ -1,5 +1,6 @@
 import { AppendAuditInput, AuditEventSchema, AuditPageSchema, QueryAuditInput, toAuditEventDto } from '../api/audit.js';
 import { appendAudit, queryAudit } from '../domain/audit.js';
+import { auditTenantScope } from '../auth/access.js';
 import { procedure, router } from '../trpc.js';
 
 const tags = ['audit'];
@@ -18,8 +19,9 @@ export const auditRouter = router({
     })
     .input(AppendAuditInput)
     .output(AuditEventSchema)
-    .mutation(async ({ ctx, input }) =>
-      toAuditEventDto(
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('audit.append', null);
+      return toAuditEventDto(
         await appendAudit(ctx.deps, ctx.principal, {
           tenantId: input.tenant_id ?? null,
           product: input.product ?? null,
@@ -33,8 +35,8 @@ export const auditRouter = router({
           fields: input.fields ?? {},
           occurredAt: input.occurred_at ?? null,
         }),
-      ),
-    ),
+      );
+    }),
 
   query: procedure
     .meta({
@@ -49,8 +51,10 @@ export const auditRouter = router({
     .input(QueryAuditInput)
     .output(AuditPageSchema)
     .query(async ({ ctx, input }) => {
+      const tenantId = auditTenantScope(ctx.principal, input.tenant_id);
+      await ctx.allow('audit.query', tenantId);
       const filter = {
-        tenantId: input.tenant_id,
+        tenantId: tenantId ?? undefined,
         product: input.product,
         actorId: input.actor_id,
         action: input.action,

@@ -19,7 +19,10 @@ export const catalogRouter = router({
     .meta({ openapi: { method: 'GET', path: '/v1/catalog', tags, summary: 'List requestable products, by key' } })
     .input(z.object({}))
     .output(z.object({ items: z.array(ProductSchema) }))
-    .query(async ({ ctx }) => ({ items: (await listCatalog(ctx.deps)).map(toProductDto) })),
+    .query(async ({ ctx }) => {
+      await ctx.allow('catalog.list', null);
+      return { items: (await listCatalog(ctx.deps)).map(toProductDto) };
+    }),
 
   request: procedure
     .meta({
@@ -38,11 +41,11 @@ export const catalogRouter = router({
     })
     .input(ProductRequestInput)
     .output(ProductRequestSchema)
-    .mutation(async ({ ctx, input }) =>
-      toProductRequestDto(
-        await requestProduct(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product, note: input.note }),
-      ),
-    ),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('catalog.request', input.tenant_id);
+      const request = await requestProduct(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product, note: input.note });
+      return toProductRequestDto(request);
+    }),
 
   trialRequest: procedure
     .meta({
@@ -61,7 +64,8 @@ export const catalogRouter = router({
     })
     .input(TrialRequestInput)
     .output(EntitlementSchema)
-    .mutation(async ({ ctx, input }) =>
-      toEntitlementDto(await startTrial(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product })),
-    ),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('catalog.request', input.tenant_id);
+      return toEntitlementDto(await startTrial(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product }));
+    }),
 });

@@ -16,5 +16,8 @@ export const entitlementsRouter = router({
     })
     .input(TenantQueryInput)
     .output(z.object({ items: z.array(EntitlementSchema) }))
-    .query(async ({ ctx, input }) => ({ items: (await listEntitlements(ctx.deps, input.tenant_id)).map(toEntitlementDto) })),
+    .query(async ({ ctx, input }) => {
+      await ctx.allow('entitlement.read', input.tenant_id);
+      return { items: (await listEntitlements(ctx.deps, input.tenant_id)).map(toEntitlementDto) };
+    }),
 });

@@ -12,7 +12,10 @@ export const tenantsRouter = router({
     })
     .input(CreateTenantInput)
     .output(TenantSchema)
-    .mutation(async ({ ctx, input }) => toTenantDto(await createTenant(ctx.deps, ctx.principal, input))),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('tenant.create', null);
+      return toTenantDto(await createTenant(ctx.deps, ctx.principal, input));
+    }),
 
   bySlug: procedure
     .meta({
@@ -20,7 +23,11 @@ export const tenantsRouter = router({
     })
     .input(TenantSlugInput)
     .output(TenantSchema)
-    .query(async ({ ctx, input }) => toTenantDto(await getTenantBySlug(ctx.deps, input.slug))),
+    .query(async ({ ctx, input }) => {
+      const tenant = await getTenantBySlug(ctx.deps, input.slug);
+      await ctx.allow('tenant.read', tenant.id);
+      return toTenantDto(tenant);
+    }),
 
   get: procedure
     .meta({
@@ -28,7 +35,10 @@ export const tenantsRouter = router({
     })
     .input(TenantIdInput)
     .output(TenantSchema)
-    .query(async ({ ctx, input }) => toTenantDto(await getTenant(ctx.deps, input.id))),
+    .query(async ({ ctx, input }) => {
+      await ctx.allow('tenant.read', input.id);
+      return toTenantDto(await getTenant(ctx.deps, input.id));
+    }),
 
   activate: procedure
     .meta({
@@ -42,7 +52,10 @@ export const tenantsRouter = router({
     })
     .input(TenantIdInput)
     .output(TenantSchema)
-    .mutation(async ({ ctx, input }) => toTenantDto(await transitionTenant(ctx.deps, ctx.principal, input.id, 'activate'))),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('tenant.lifecycle', input.id);
+      return toTenantDto(await transitionTenant(ctx.deps, ctx.principal, input.id, 'activate'));
+    }),
 
   cancel: procedure
     .meta({
@@ -56,5 +69,8 @@ export const tenantsRouter = router({
     })
     .input(TenantIdInput)
     .output(TenantSchema)
-    .mutation(async ({ ctx, input }) => toTenantDto(await transitionTenant(ctx.deps, ctx.principal, input.id, 'cancel'))),
+    .mutation(async ({ ctx, input }) => {
+      await ctx.allow('tenant.lifecycle', input.id);
+      return toTenantDto(await transitionTenant(ctx.deps, ctx.principal, input.id, 'cancel'));
+    }),
 });

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createApp } from '../../src/app.js';
+import type { Authenticator } from '../../src/auth/authenticate.js';
 import { createPool } from '../../src/db/open-store.js';
 import { MemoryStore } from '../../src/db/memory-store.js';
 import { PostgresStore } from '../../src/db/postgres-store.js';
@@ -26,6 +27,8 @@ export interface StartOptions {
   /** Required for the postgres store: a migrated database. */
   databaseUrl?: string;
   trustProxy?: boolean;
+  /** Authentication; off (every caller is the dev platform-admin) unless given. */
+  auth?: Authenticator;
 }
 
 export async function startServer(kind: StoreKind, opts: StartOptions = {}): Promise<TestServer> {
@@ -41,7 +44,7 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
   const hasher = new Argon2Pool({ threads: 2 });
   const usage = new BatchedKeyUsage(store, 60_000);
   const deps: Deps = { store, hasher, usage };
-  const app = createApp({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false });
+  const app = createApp({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
