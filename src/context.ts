@@ -12,10 +12,16 @@ export interface ContextOptions {
 
 export type CreateContext = (req: IncomingMessage, transport: Context['transport'], known?: AuthOutcome) => Promise<Context>;
 
+const headerValue = (req: IncomingMessage, name: string): string | null => {
+  const value = req.headers[name];
+  return (Array.isArray(value) ? value.join(', ') : value) ?? null;
+};
+
 export function contextFactory(deps: Deps, opts: ContextOptions): CreateContext {
   return async (req, transport, known) => ({
     deps,
     transport,
     auth: known ?? (await authenticate(req, opts.auth, opts.trustProxy)),
+    idempotencyKey: headerValue(req, 'idempotency-key'),
   });
 }

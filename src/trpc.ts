@@ -3,19 +3,22 @@
  * Domain errors become TRPCErrors here, in one place; trpc-to-openapi maps those to HTTP
  * statuses, and the error formatter keeps stacks and internals out of every body.
  */
-import { initTRPC, TRPCError } from '@trpc/server';
+import { initTRPC, TRPCError, type TRPCDefaultErrorData, type TRPCDefaultErrorShape } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { z } from 'zod';
 import type { AuthOutcome } from './auth/authenticate.js';
 import { authorize, type Operation } from './auth/access.js';
 import { StoreUnavailableError } from './db/store.js';
 import type { Deps } from './domain/deps.js';
+import { runIdempotently, type IdempotencyRequest } from './domain/idempotency.js';
 import { DomainError, type ValidationIssue } from './domain/errors.js';
 
 export interface Context {
   deps: Deps;
   /** The caller, or why there is none (checked by every procedure before its input). */
   auth: AuthOutcome;
+  /** The request's Idempotency-Key header, if any. */
+  idempotencyKey: string | null;
   /** Which adapter serves the call; it decides the error body's shape. */
   transport: 'rest' | 'trpc';
 }
@@ -26,6 +29,14 @@ export type Meta = OpenApiMeta<{
 }>;
 
 const GENERIC_500 = 'Internal server error';
+
+/**
+ * The error shape tRPC clients see (typed, so `TRPCClientError<AppRouter>['data']` has
+ * `issues`): `data` is `{code, httpStatus, path, issues?}` and never a stack.
+ */
+export type ErrorShape = Omit<TRPCDefaultErrorShape, 'data'> & {
+  data: Omit<TRPCDefaultErrorData, 'stack'> & { issues?: ValidationIssue[] };
+};
 
 /**
  * Input-validation failures carry `issues` as API.md shapes them: `{path, message}`.
@@ -43,18 +54,18 @@ const t = initTRPC
   .context<Context>()
   .meta<Meta>()
   .create({
-    errorFormatter({ shape, error, ctx }) {
+    errorFormatter({ shape, error, ctx }): ErrorShape {
       const message = error.code === 'INTERNAL_SERVER_ERROR' ? GENERIC_500 : error.message;
       const issues = error.cause instanceof InputIssues ? error.cause.issues : undefined;
       if (ctx?.transport !== 'trpc') {
         // REST: trpc-to-openapi spreads this, then sets `code` and (for zod errors) `issues`.
-        return { code: error.code, message } as unknown as typeof shape;
+        return { code: error.code, message } as unknown as ErrorShape;
       }
       return {
         code: shape.code,
         message,
         data: { code: error.code, httpStatus: shape.data.httpStatus, path: shape.data.path, issues },
-      } as unknown as typeof shape;
+      };
     },
   });
 
@@ -89,13 +100,20 @@ const domainErrors = t.middleware(async ({ next }) => {
  * Narrows the context to an authenticated caller (401 before any input is looked at) and
  * gives procedures `allow(op, tenantId)`, the access-matrix check of src/auth/access.ts.
  */
-const authenticated = t.middleware(({ ctx, next }) => {
+const authenticated = t.middleware(({ ctx, next, path }) => {
   if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
   const { principal } = ctx.auth;
   const { store } = ctx.deps;
   const allow = (op: Operation, tenantId: string | null) =>
     authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null);
-  return next({ ctx: { principal, allow } });
+  /** Runs a creating operation once per Idempotency-Key (src/domain/idempotency.ts). */
+  const once = <T>(input: unknown, work: () => Promise<T>, secret?: IdempotencyRequest<T>['secret']) =>
+    runIdempotently(
+      ctx.deps,
+      { key: ctx.idempotencyKey, scope: `${principal.actor.type}:${principal.actor.id}`, operation: path, input, secret },
+      work,
+    );
+  return next({ ctx: { principal, allow, once } });
 });
 
 export const router = t.router;

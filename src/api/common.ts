@@ -91,3 +91,17 @@ export const ErrorBody = z
     issues: z.array(z.object({ path: z.array(z.union([z.string(), z.number()])), message: z.string() })).optional(),
   })
   .meta({ id: 'Error' });
+
+/** Documents the optional Idempotency-Key of creating requests (src/domain/idempotency.ts). */
+export const IdempotencyHeaders = z.object({
+  'Idempotency-Key': z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .meta({
+      description:
+        'Retries with the same key and body within 24 h replay the first answer; another body is 409. ' +
+        'Scoped to the caller.',
+    }),
+});

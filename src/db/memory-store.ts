@@ -12,6 +12,7 @@ import {
   type AuditFilter,
   type AuditPosition,
   type Entitlement,
+  type IdempotencyRecord,
   type Product,
   type ProductRequest,
   type ProductRequestStatus,
@@ -50,6 +51,7 @@ export class MemoryStore implements Store {
   private readonly keyByPrefix = new Map<string, string>();
   /** Oldest first by (occurredAt, id); queries walk it from the end. */
   private readonly audit: AuditEvent[] = [];
+  private readonly idempotency = new Map<string, IdempotencyRecord>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: { seed?: boolean } = {}) {
@@ -162,6 +164,29 @@ export class MemoryStore implements Store {
       const k = this.keys.get(id);
       if (k && (!k.lastUsedAt || k.lastUsedAt < at)) this.keys.set(id, { ...k, lastUsedAt: at });
     }
+  }
+
+  async claimIdempotencyKey(
+    record: IdempotencyRecord,
+    opts: { expiredBefore: Date; abandonedBefore: Date },
+  ): Promise<IdempotencyRecord | null> {
+    const id = `${record.scope}\0${record.key}`;
+    const held = this.idempotency.get(id);
+    const replaceable =
+      !held || held.createdAt < opts.expiredBefore || (held.state === 'pending' && held.updatedAt < opts.abandonedBefore);
+    if (!replaceable) return { ...held };
+    this.idempotency.set(id, { ...record });
+    return null;
+  }
+
+  async completeIdempotencyKey(scope: string, key: string, response: unknown, at: Date): Promise<void> {
+    const id = `${scope}\0${key}`;
+    const held = this.idempotency.get(id);
+    if (held) this.idempotency.set(id, { ...held, state: 'done', response: structuredClone(response), updatedAt: at });
+  }
+
+  async releaseIdempotencyKey(scope: string, key: string): Promise<void> {
+    this.idempotency.delete(`${scope}\0${key}`);
   }
 
   async ping(): Promise<void> {}

@@ -7,7 +7,7 @@ import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import * as schema from './schema.js';
-import { apiKeys, auditLog, entitlements, productRequests, products, tenants } from './schema.js';
+import { apiKeys, auditLog, entitlements, idempotencyKeys, productRequests, products, tenants } from './schema.js';
 import {
   StoreConstraintError,
   StoreUnavailableError,
@@ -15,6 +15,7 @@ import {
   type AuditFilter,
   type AuditPosition,
   type ConstraintName,
+  type IdempotencyRecord,
   type Crud,
   type ActorType,
   type Store,
@@ -268,6 +269,52 @@ export class PostgresStore implements Store {
           WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
         [ids, times],
       );
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async claimIdempotencyKey(
+    record: IdempotencyRecord,
+    opts: { expiredBefore: Date; abandonedBefore: Date },
+  ): Promise<IdempotencyRecord | null> {
+    try {
+      const claimed = await this.db
+        .insert(idempotencyKeys)
+        .values(record)
+        .onConflictDoUpdate({
+          target: [idempotencyKeys.scope, idempotencyKeys.key],
+          set: { requestHash: record.requestHash, state: 'pending', response: null, createdAt: record.createdAt, updatedAt: record.updatedAt },
+          setWhere: sql`${idempotencyKeys.createdAt} < ${opts.expiredBefore.toISOString()}::timestamptz
+            OR (${idempotencyKeys.state} = 'pending' AND ${idempotencyKeys.updatedAt} < ${opts.abandonedBefore.toISOString()}::timestamptz)`,
+        })
+        .returning({ scope: idempotencyKeys.scope });
+      if (claimed.length > 0) return null;
+      const [held] = await this.db
+        .select()
+        .from(idempotencyKeys)
+        .where(and(eq(idempotencyKeys.scope, record.scope), eq(idempotencyKeys.key, record.key)));
+      // Released between the two statements: it is free now, so try again.
+      return held ? { ...held, state: held.state as IdempotencyRecord['state'] } : this.claimIdempotencyKey(record, opts);
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async completeIdempotencyKey(scope: string, key: string, response: unknown, at: Date): Promise<void> {
+    try {
+      await this.db
+        .update(idempotencyKeys)
+        .set({ state: 'done', response, updatedAt: at })
+        .where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
+    } catch (err) {
+      throw translatePgError(err);
+    }
+  }
+
+  async releaseIdempotencyKey(scope: string, key: string): Promise<void> {
+    try {
+      await this.db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.scope, scope), eq(idempotencyKeys.key, key)));
     } catch (err) {
       throw translatePgError(err);
     }

@@ -11,6 +11,7 @@ import {
   jsonb,
   pgEnum,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -113,6 +114,25 @@ export const apiKeys = pgTable(
   (t) => [
     uniqueIndex('api_keys_prefix_unique').on(t.prefix),
     index('api_keys_tenant_created').on(t.tenantId, t.createdAt.desc(), t.id.desc()),
+  ],
+);
+
+/** Claimed Idempotency-Keys and the answers to replay (kept 24 h). */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    state: text('state').notNull(),
+    response: jsonb('response'),
+    createdAt: time('created_at').notNull(),
+    updatedAt: time('updated_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.scope, t.key] }),
+    index('idempotency_keys_created').on(t.createdAt),
+    check('idempotency_keys_state', sql`${t.state} IN ('pending', 'done')`),
   ],
 );
 

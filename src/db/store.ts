@@ -109,6 +109,18 @@ export interface AuditPosition {
   id: string;
 }
 
+/** A claimed Idempotency-Key (src/domain/idempotency.ts has the rules). */
+export interface IdempotencyRecord {
+  scope: string;
+  key: string;
+  requestHash: string;
+  state: 'pending' | 'done';
+  /** The answer to replay (JSON), once done. */
+  response: unknown;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 /** Which constraint a write broke; the names are the Postgres constraint names. */
 export type ConstraintName =
   | 'tenants_slug_unique'
@@ -162,6 +174,17 @@ export type StoreTx = StoreReader & StoreWriter;
 
 export interface Store extends StoreReader {
   readonly kind: 'memory' | 'postgres';
+  /**
+   * Inserts `record` unless (scope, key) is taken; a taken one created before `expiredBefore`,
+   * or still pending since before `abandonedBefore`, is replaced. Returns the record that
+   * holds the key when it is not ours (null when we claimed it).
+   */
+  claimIdempotencyKey(
+    record: IdempotencyRecord,
+    opts: { expiredBefore: Date; abandonedBefore: Date },
+  ): Promise<IdempotencyRecord | null>;
+  completeIdempotencyKey(scope: string, key: string, response: unknown, at: Date): Promise<void>;
+  releaseIdempotencyKey(scope: string, key: string): Promise<void>;
   /** Runs `fn` atomically: every write in it lands, or none does. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** Records verify use times in one batch; never inside a request's transaction. */

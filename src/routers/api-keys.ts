@@ -1,3 +1,4 @@
+import { IdempotencyHeaders } from '../api/common.js';
 import { z } from 'zod';
 import {
   ApiKeyIdInput,
@@ -18,13 +19,21 @@ const tags = ['api-keys'];
 
 export const VERIFY_PATH = '/v1/internal/api-keys/verify';
 
+/** A retried key creation must not show the plaintext again: only the key id is kept. */
+const ISSUED_ONCE = {
+  keep: (result: { api_key: { id: string } }) => ({ api_key_id: result.api_key.id }),
+  refusal: (kept: unknown) =>
+    `this Idempotency-Key already issued API key ${(kept as { api_key_id: string }).api_key_id}; ` +
+    'its plaintext is shown only once (revoke it and create a new key if it was lost)',
+};
+
 export const apiKeysRouter = router({
   create: procedure
     .meta({
       openapi: {
         method: 'POST',
         path: '/v1/api-keys',
-        tags,
+        tags, requestHeaders: IdempotencyHeaders,
         summary: 'Issue an API key (the plaintext is in this response only)',
         errorResponses: { 400: 'Invalid input', 404: 'No such tenant or product', 409: 'Tenant is frozen', 503: 'Key hashing is saturated' },
       },
@@ -34,14 +43,17 @@ export const apiKeysRouter = router({
     .output(CreatedApiKeySchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('api_key.manage', input.tenant_id);
-      const { apiKey, plaintext } = await createApiKey(ctx.deps, ctx.principal, {
-        tenantId: input.tenant_id,
-        name: input.name,
-        product: input.product ?? null,
-        scopes: input.scopes,
-        expiresAt: input.expires_at ?? null,
-      });
-      return { api_key: toApiKeyDto(apiKey), plaintext };
+      const issue = async () => {
+        const { apiKey, plaintext } = await createApiKey(ctx.deps, ctx.principal, {
+          tenantId: input.tenant_id,
+          name: input.name,
+          product: input.product ?? null,
+          scopes: input.scopes,
+          expiresAt: input.expires_at ?? null,
+        });
+        return { api_key: toApiKeyDto(apiKey), plaintext };
+      };
+      return ctx.once(input, issue, ISSUED_ONCE);
     }),
 
   list: procedure

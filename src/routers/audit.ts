@@ -1,3 +1,4 @@
+import { IdempotencyHeaders } from '../api/common.js';
 import { AppendAuditInput, AuditEventSchema, AuditPageSchema, QueryAuditInput, toAuditEventDto } from '../api/audit.js';
 import { appendAudit, queryAudit } from '../domain/audit.js';
 import { auditTenantScope } from '../auth/access.js';
@@ -11,7 +12,7 @@ export const auditRouter = router({
       openapi: {
         method: 'POST',
         path: '/v1/audit',
-        tags,
+        tags, requestHeaders: IdempotencyHeaders,
         summary: 'Append an audit event',
         errorResponses: { 400: 'Invalid input', 404: 'No such tenant' },
       },
@@ -21,7 +22,7 @@ export const auditRouter = router({
     .output(AuditEventSchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('audit.append', null);
-      return toAuditEventDto(
+      return ctx.once(input, async () => toAuditEventDto(
         await appendAudit(ctx.deps, ctx.principal, {
           tenantId: input.tenant_id ?? null,
           product: input.product ?? null,
@@ -35,7 +36,7 @@ export const auditRouter = router({
           fields: input.fields ?? {},
           occurredAt: input.occurred_at ?? null,
         }),
-      );
+      ));
     }),
 
   query: procedure

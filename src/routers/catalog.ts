@@ -1,3 +1,4 @@
+import { IdempotencyHeaders } from '../api/common.js';
 import { z } from 'zod';
 import {
   EntitlementSchema,
@@ -29,7 +30,7 @@ export const catalogRouter = router({
       openapi: {
         method: 'POST',
         path: '/v1/catalog/request',
-        tags,
+        tags, requestHeaders: IdempotencyHeaders,
         summary: 'Ask sales for a product',
         errorResponses: {
           400: 'Invalid input',
@@ -43,8 +44,11 @@ export const catalogRouter = router({
     .output(ProductRequestSchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('catalog.request', input.tenant_id);
-      const request = await requestProduct(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product, note: input.note });
-      return toProductRequestDto(request);
+      return ctx.once(input, async () =>
+        toProductRequestDto(
+          await requestProduct(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product, note: input.note }),
+        ),
+      );
     }),
 
   trialRequest: procedure
@@ -52,7 +56,7 @@ export const catalogRouter = router({
       openapi: {
         method: 'POST',
         path: '/v1/catalog/trial-request',
-        tags,
+        tags, requestHeaders: IdempotencyHeaders,
         summary: 'Start the one self-serve trial of a product',
         errorResponses: {
           400: 'Invalid input',
@@ -66,6 +70,8 @@ export const catalogRouter = router({
     .output(EntitlementSchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('catalog.request', input.tenant_id);
-      return toEntitlementDto(await startTrial(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product }));
+      return ctx.once(input, async () =>
+        toEntitlementDto(await startTrial(ctx.deps, ctx.principal, { tenantId: input.tenant_id, product: input.product })),
+      );
     }),
 });

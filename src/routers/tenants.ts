@@ -1,3 +1,4 @@
+import { IdempotencyHeaders } from '../api/common.js';
 import { CreateTenantInput, TenantIdInput, TenantSchema, TenantSlugInput, toTenantDto } from '../api/tenants.js';
 import { createTenant, getTenant, getTenantBySlug, transitionTenant } from '../domain/tenants.js';
 import { procedure, router } from '../trpc.js';
@@ -7,14 +8,14 @@ const tags = ['tenants'];
 export const tenantsRouter = router({
   create: procedure
     .meta({
-      openapi: { method: 'POST', path: '/v1/tenants', tags, summary: 'Create a tenant (starts in trial)', errorResponses: { 400: 'Invalid input', 409: 'Slug taken' } },
+      openapi: { method: 'POST', path: '/v1/tenants', tags, requestHeaders: IdempotencyHeaders, summary: 'Create a tenant (starts in trial)', errorResponses: { 400: 'Invalid input', 409: 'Slug taken' } },
       successStatus: 201,
     })
     .input(CreateTenantInput)
     .output(TenantSchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('tenant.create', null);
-      return toTenantDto(await createTenant(ctx.deps, ctx.principal, input));
+      return ctx.once(input, async () => toTenantDto(await createTenant(ctx.deps, ctx.principal, input)));
     }),
 
   bySlug: procedure
