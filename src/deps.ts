@@ -4,6 +4,7 @@ import { openStore } from './db/open-store.js';
 import type { Deps } from './domain/deps.js';
 import { Argon2Pool } from './keys/argon2-pool.js';
 import { BatchedKeyUsage } from './keys/key-usage.js';
+import { VerifyCache } from './keys/verify-cache.js';
 import { describeError, type Logger } from './log.js';
 
 export interface Runtime extends Deps {
@@ -18,6 +19,7 @@ export async function createRuntime(config: Config, log: Logger): Promise<Runtim
     store,
     hasher,
     usage,
+    verifyCache: new VerifyCache(store.changes),
     async close() {
       await usage.close().catch((err) => log.warn('last_used_at flush failed', describeError(err)));
       await hasher.close();

@@ -4,6 +4,7 @@
  * keys) with the same StoreConstraintError, and runs transactions one at a time with an
  * undo log, so a failed transaction leaves nothing behind.
  */
+import { LocalChangeFeed, type Change } from './change-feed.js';
 import { defaultCatalog } from './default-catalog.js';
 import {
   StoreConstraintError,
@@ -42,6 +43,7 @@ const copyEvent = (e: AuditEvent): AuditEvent => ({
 
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
+  readonly changes = new LocalChangeFeed();
   private readonly tenants = new Map<string, Tenant>();
   private readonly tenantBySlug = new Map<string, string>();
   private readonly products = new Map<string, Product>();
@@ -147,8 +149,11 @@ export class MemoryStore implements Store {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     const run = async () => {
       const undo: Undo[] = [];
+      const changes: Change[] = [];
       try {
-        return await fn(this.writer(undo));
+        const result = await fn(this.writer(undo, changes));
+        this.changes.emitLocal(changes);
+        return result;
       } catch (err) {
         for (const u of undo.reverse()) u();
         throw err;
@@ -190,10 +195,12 @@ export class MemoryStore implements Store {
   }
 
   async ping(): Promise<void> {}
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.changes.close();
+  }
 
   /** A transaction handle: the reads above plus writes that register their undo. */
-  private writer(undo: Undo[]): StoreTx {
+  private writer(undo: Undo[], changes: Change[]): StoreTx {
     const put = <K, V>(map: Map<K, V>, key: K, value: V) => {
       const had = map.has(key);
       const old = map.get(key);
@@ -231,6 +238,7 @@ export class MemoryStore implements Store {
         if (!t) throw new StoreConstraintError('foreign_key');
         const next = { ...t, status, updatedAt: at };
         put(this.tenants, id, next);
+        changes.push({ kind: 'tenant', id });
         return { ...next };
       },
       insertEntitlement: async (e) => {
@@ -242,6 +250,7 @@ export class MemoryStore implements Store {
           }
         }
         put(this.entitlements, e.id, { ...e });
+        changes.push({ kind: 'tenant', id: e.tenantId });
         return { ...e };
       },
       insertProductRequest: async (r) => {
@@ -263,6 +272,7 @@ export class MemoryStore implements Store {
         if (!k) throw new StoreConstraintError('foreign_key');
         const next = { ...k, revokedAt: at };
         put(this.keys, id, next);
+        changes.push({ kind: 'api_key', id });
         return copyKey(next);
       },
       insertAudit: async (e) => {

@@ -2,6 +2,7 @@
 import pg from 'pg';
 import { MemoryStore } from './memory-store.js';
 import { migrationStatus } from './migrations.js';
+import { PostgresChangeFeed } from './change-feed.js';
 import { PostgresStore } from './postgres-store.js';
 import type { Store } from './store.js';
 
@@ -36,5 +37,5 @@ export async function openStore(databaseUrl: string | undefined): Promise<Store>
     await pool.end();
     throw err;
   }
-  return new PostgresStore(pool);
+  return new PostgresStore(pool, new PostgresChangeFeed(databaseUrl));
 }

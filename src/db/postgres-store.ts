@@ -6,6 +6,7 @@
 import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
+import { CHANGE_CHANNEL, type Change, type ChangeFeed } from './change-feed.js';
 import * as schema from './schema.js';
 import { apiKeys, auditLog, entitlements, idempotencyKeys, productRequests, products, tenants } from './schema.js';
 import {
@@ -85,7 +86,7 @@ const auditConditions = (f: AuditFilter, after: AuditPosition | null): SQL[] => 
 };
 
 /** The reads and writes, over either the pool or a transaction. */
-function access(db: Db): StoreTx {
+function access(db: Db, changes: Change[] = []): StoreTx {
   return {
     async getTenant(id, opts) {
       const q = db.select().from(tenants).where(eq(tenants.id, id));
@@ -164,10 +165,12 @@ function access(db: Db): StoreTx {
     async updateTenantStatus(id, status, at) {
       const [row] = await db.update(tenants).set({ status, updatedAt: at }).where(eq(tenants.id, id)).returning();
       if (!row) throw new StoreConstraintError('foreign_key');
+      changes.push({ kind: 'tenant', id });
       return row;
     },
     async insertEntitlement(e) {
       const [row] = await db.insert(entitlements).values(e).returning();
+      changes.push({ kind: 'tenant', id: e.tenantId });
       return row!;
     },
     async insertProductRequest(r) {
@@ -181,6 +184,7 @@ function access(db: Db): StoreTx {
     async revokeApiKey(id, at) {
       const [row] = await db.update(apiKeys).set({ revokedAt: at }).where(eq(apiKeys.id, id)).returning();
       if (!row) throw new StoreConstraintError('foreign_key');
+      changes.push({ kind: 'api_key', id });
       return row;
     },
     async insertAudit(e) {
@@ -233,7 +237,10 @@ export class PostgresStore implements Store {
   readonly db: Db;
   private readonly root: StoreTx;
 
-  constructor(readonly pool: pg.Pool) {
+  constructor(
+    readonly pool: pg.Pool,
+    readonly changes: ChangeFeed,
+  ) {
     this.db = drizzle(pool, { schema });
     this.root = translated(access(this.db));
   }
@@ -252,7 +259,15 @@ export class PostgresStore implements Store {
 
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      return await this.db.transaction((tx) => fn(translated(access(tx as unknown as Db))));
+      const changes: Change[] = [];
+      const result = await this.db.transaction(async (tx) => {
+        const value = await fn(translated(access(tx as unknown as Db, changes)));
+        // Other instances hear of the change exactly when it commits.
+        for (const change of changes) await tx.execute(sql`SELECT pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(change)})`);
+        return value;
+      });
+      this.changes.emitLocal(changes);
+      return result;
     } catch (err) {
       throw translatePgError(err);
     }
@@ -329,6 +344,7 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.changes.close();
     await this.pool.end();
   }
 }

@@ -1,3 +1,5 @@
+import type { ChangeFeed } from './change-feed.js';
+
 /**
  * The storage port. Two adapters implement it — MemoryStore and PostgresStore — and both
  * are thin: they read and write rows and report constraint violations as StoreConstraintError.
@@ -174,6 +176,8 @@ export type StoreTx = StoreReader & StoreWriter;
 
 export interface Store extends StoreReader {
   readonly kind: 'memory' | 'postgres';
+  /** Committed changes that affect verify answers, from this and other instances. */
+  readonly changes: ChangeFeed;
   /**
    * Inserts `record` unless (scope, key) is taken; a taken one created before `expiredBefore`,
    * or still pending since before `abandonedBefore`, is replaced. Returns the record that

@@ -1,8 +1,13 @@
 /**
  * Verifying an API key, in API.md's order: MALFORMED → NOT_FOUND → REVOKED → EXPIRED →
  * TENANT_FROZEN → NOT_ENTITLED; the first check that fails gives the code.
+ *
+ * The facts about a key (key row, tenant, entitlements looked at) come from the verify
+ * cache when it has them, else from the store after one argon2 comparison; the decision is
+ * always made here, against the clock, so a cached answer is exactly a cold one.
  */
 import { isWellFormedKey, prefixOf } from '../keys/api-key-format.js';
+import type { KeyFacts } from '../keys/verify-cache.js';
 import { now } from './clock.js';
 import type { Deps } from './deps.js';
 import { grantsAccess } from './entitlements.js';
@@ -29,28 +34,56 @@ export async function verifyApiKey(deps: Deps, input: { key?: unknown; product?:
   if (typeof key !== 'string' || !isWellFormedKey(key)) return fail('MALFORMED');
   if (asked !== undefined && asked !== null && typeof asked !== 'string') return fail('MALFORMED');
 
-  const stored = await deps.store.getApiKeyByPrefix(prefixOf(key));
-  if (!stored || !(await deps.hasher.verify(key, stored.hash))) return fail('NOT_FOUND');
-  const at = now();
-  if (stored.revokedAt) return fail('REVOKED');
-  if (stored.expiresAt && stored.expiresAt <= at) return fail('EXPIRED');
-  const tenant = await deps.store.getTenant(stored.tenantId);
-  if (!tenant) return fail('NOT_FOUND');
-  if (tenant.status === 'frozen') return fail('TENANT_FROZEN');
+  const cache = deps.verifyCache;
+  const digest = cache.digest(key);
+  const cached = cache.lookup(digest);
+  const facts = cached.hit ? cached.facts : await cache.loadOnce(digest, () => loadFacts(deps, key, digest));
+  if (!facts) return fail('NOT_FOUND');
 
-  const product = asked ?? stored.product;
+  const at = now();
+  if (facts.revokedAt) return fail('REVOKED');
+  if (facts.expiresAt && facts.expiresAt <= at) return fail('EXPIRED');
+  if (facts.tenantStatus === 'frozen') return fail('TENANT_FROZEN');
+  const product = asked ?? facts.keyProduct;
   if (product !== null) {
-    if (stored.product !== null && product !== stored.product) return fail('NOT_ENTITLED');
-    if (!grantsAccess(await deps.store.getEntitlement(tenant.id, product), at)) return fail('NOT_ENTITLED');
+    if (facts.keyProduct !== null && product !== facts.keyProduct) return fail('NOT_ENTITLED');
+    if (!facts.entitlements.has(product)) {
+      facts.entitlements.set(product, await deps.store.getEntitlement(facts.tenantId, product));
+    }
+    if (!grantsAccess(facts.entitlements.get(product) ?? null, at)) return fail('NOT_ENTITLED');
   }
-  deps.usage.note(stored.id, at);
+  deps.usage.note(facts.keyId, at);
   return {
     valid: true,
-    keyId: stored.id,
-    tenantId: tenant.id,
-    tenantSlug: tenant.slug,
+    keyId: facts.keyId,
+    tenantId: facts.tenantId,
+    tenantSlug: facts.tenantSlug,
     product,
-    scopes: stored.scopes,
-    expiresAt: stored.expiresAt,
+    scopes: facts.scopes,
+    expiresAt: facts.expiresAt,
   };
+}
+
+/** The cold path: find the key by prefix, compare with argon2id, read its tenant. */
+async function loadFacts(deps: Deps, key: string, digest: string): Promise<KeyFacts | null> {
+  const epoch = deps.verifyCache.currentEpoch;
+  const stored = await deps.store.getApiKeyByPrefix(prefixOf(key));
+  const matches = stored !== null && (await deps.hasher.verify(key, stored.hash));
+  const tenant = matches ? await deps.store.getTenant(stored.tenantId) : null;
+  const facts: KeyFacts | null =
+    stored && tenant
+      ? {
+          keyId: stored.id,
+          tenantId: tenant.id,
+          tenantSlug: tenant.slug,
+          tenantStatus: tenant.status,
+          keyProduct: stored.product,
+          scopes: stored.scopes,
+          expiresAt: stored.expiresAt,
+          revokedAt: stored.revokedAt,
+          entitlements: new Map(),
+        }
+      : null;
+  deps.verifyCache.remember(digest, facts, epoch);
+  return facts;
 }

@@ -47,6 +47,9 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
   } catch {
     return sendError(res, { code: 'BAD_REQUEST', message: 'request body is not valid JSON' });
   }
+  // Media types are case-insensitive; trpc-to-openapi compares case-sensitively, so it is
+  // given the canonical form of the type accepted above (e.g. `Application/JSON`).
+  req.headers['content-type'] = 'application/json';
   next();
 }
 

@@ -5,11 +5,13 @@ import { createApp } from '../../src/app.js';
 import type { Authenticator } from '../../src/auth/authenticate.js';
 import { createPool } from '../../src/db/open-store.js';
 import { MemoryStore } from '../../src/db/memory-store.js';
+import { PostgresChangeFeed } from '../../src/db/change-feed.js';
 import { PostgresStore } from '../../src/db/postgres-store.js';
 import type { Store } from '../../src/db/store.js';
 import type { Deps } from '../../src/domain/deps.js';
 import { Argon2Pool } from '../../src/keys/argon2-pool.js';
 import { BatchedKeyUsage } from '../../src/keys/key-usage.js';
+import { VerifyCache } from '../../src/keys/verify-cache.js';
 import { createLogger } from '../../src/log.js';
 import { Http } from './http.js';
 
@@ -39,11 +41,11 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
     if (!opts.databaseUrl) throw new Error('startServer(postgres) needs a databaseUrl');
     const pool = createPool(opts.databaseUrl);
     pool.on('error', () => {});
-    store = new PostgresStore(pool);
+    store = new PostgresStore(pool, new PostgresChangeFeed(opts.databaseUrl));
   }
   const hasher = new Argon2Pool({ threads: 2 });
   const usage = new BatchedKeyUsage(store, 60_000);
-  const deps: Deps = { store, hasher, usage };
+  const deps: Deps = { store, hasher, usage, verifyCache: new VerifyCache(store.changes) };
   const app = createApp({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
