@@ -22,6 +22,8 @@ export class DomainError extends Error {
     readonly code: DomainErrorCode,
     message: string,
     readonly issues?: ValidationIssue[],
+    /** For SERVICE_UNAVAILABLE / TOO_MANY_REQUESTS: when to try again (Retry-After). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

@@ -87,7 +87,7 @@ export class Argon2Pool implements KeyHasher {
       const idle = this.slots.find((s) => !s.job);
       if (idle) return this.dispatch(idle, job);
       if (this.queue.length >= this.maxQueue) {
-        return reject(new DomainError('SERVICE_UNAVAILABLE', 'key hashing is saturated; retry shortly'));
+        return reject(new DomainError('SERVICE_UNAVAILABLE', 'key hashing is saturated; retry shortly', undefined, 1));
       }
       this.queue.push(job);
     });

@@ -2,6 +2,7 @@
 import type { Response } from 'express';
 import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { DomainError } from '../domain/errors.js';
 import { InputIssues } from '../trpc.js';
 
 export type RestErrorCode =
@@ -37,8 +38,14 @@ export interface RestError {
   issues?: { path: (string | number)[]; message: string }[];
 }
 
-export function sendError(res: Response, error: RestError): void {
-  res.status(STATUS[error.code]).json(error);
+export function sendError(res: Response, error: RestError, headers: Record<string, string> = {}): void {
+  res.status(STATUS[error.code]).set(headers).json(error);
+}
+
+/** Headers an error asks for: Retry-After when the domain said when to come back. */
+export function errorHeaders(err: TRPCError): Record<string, string> {
+  const retryAfter = err.cause instanceof DomainError ? err.cause.retryAfterSeconds : undefined;
+  return retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
 }
 
 /** The body and status trpc-to-openapi would give a TRPCError, for routes served beside it. */

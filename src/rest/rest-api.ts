@@ -9,6 +9,7 @@ import { appRouter } from '../routers/index.js';
 import type { ContextOptions, CreateContext } from '../context.js';
 import type { Meta } from '../trpc.js';
 import { authOf, requireAuthentication } from './authentication.js';
+import { errorHeaders } from './error-body.js';
 import { jsonBody, nonEmptyQuery, rawBody } from './request-body.js';
 import { verifyLane } from './verify-lane.js';
 
@@ -30,7 +31,8 @@ export function restApi(createContext: CreateContext, opts: ContextOptions, onEr
       router: appRouter,
       createContext: ({ req, res }) => createContext(req, 'rest', authOf(res as express.Response)),
       responseMeta: ({ paths, errors }) => {
-        const status = errors.length === 0 && paths?.[0] ? successStatus.get(paths[0]) : undefined;
+        if (errors[0]) return { headers: errorHeaders(errors[0]) };
+        const status = paths?.[0] ? successStatus.get(paths[0]) : undefined;
         return status ? { status } : {};
       },
       onError: ({ error }) => {

@@ -9,7 +9,7 @@ import { TRPCError } from '@trpc/server';
 import type { Context } from '../trpc.js';
 import { appRouter } from '../routers/index.js';
 import { createCallerFactory } from '../trpc.js';
-import { fromTRPCError, sendError } from './error-body.js';
+import { errorHeaders, fromTRPCError, sendError } from './error-body.js';
 
 const createCaller = createCallerFactory(appRouter);
 
@@ -29,7 +29,7 @@ export function verifyLane(createContext: (req: Request, res: Response) => Promi
       res.status(200).json(result);
     } catch (err) {
       const error = err instanceof TRPCError ? err : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: err });
-      sendError(res, fromTRPCError(error));
+      sendError(res, fromTRPCError(error), errorHeaders(error));
     }
   };
 }
