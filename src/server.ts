@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT drains in-flight requests, flushes key usage and closes the pool.
  */
 import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import type { Authenticator } from './auth/authenticate.js';
 import { OidcVerifier } from './auth/oidc.js';
@@ -58,11 +59,20 @@ async function main() {
     process.exit(1);
   });
 
+  // Responses still in progress at shutdown close their connection when they finish;
+  // otherwise a keep-alive client holds server.close() for keepAliveTimeout after its answer.
   let stopping = false;
+  const inFlight = new Set<ServerResponse>();
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (stopping) res.setHeader('Connection', 'close');
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+  });
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal });
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
     setTimeout(() => {
       log.error('shutdown took too long; exiting');
       process.exit(1);

@@ -21,11 +21,21 @@ const successStatus = new Map<string, number>(
   }),
 );
 
+/**
+ * HEAD is GET without the body (RFC 9110 §9.3.2; Node drops the body of a HEAD response).
+ * Left to trpc-to-openapi, HEAD would answer 204 on every path, unknown ones included.
+ */
+const headAsGet: express.RequestHandler = (req, _res, next) => {
+  if (req.method === 'HEAD') req.method = 'GET';
+  next();
+};
+
 export function restApi(createContext: CreateContext, opts: ContextOptions, onError: (err: unknown) => void) {
   const api = express.Router();
-  api.use(requireAuthentication(opts));
+  // Every /v1 path needs a caller; other paths fall through to the 404 below without one.
+  api.use('/v1', requireAuthentication(opts));
   api.post(VERIFY_PATH, rawBody, verifyLane((req, res) => createContext(req, 'rest', authOf(res))));
-  api.use(rawBody, nonEmptyQuery, jsonBody);
+  api.use(headAsGet, rawBody, nonEmptyQuery, jsonBody);
   api.use(
     createOpenApiExpressMiddleware({
       router: appRouter,
