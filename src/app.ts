@@ -1,6 +1,8 @@
 /**
- * The HTTP application: health endpoints, tRPC at /trpc, REST at /v1 (trpc-to-openapi).
+ * The HTTP application: health endpoints, tRPC at /trpc, REST at /v1 (trpc-to-openapi), and
+ * in front of it all the verify lane (src/rest/verify-lane.ts).
  */
+import type { RequestListener } from 'node:http';
 import { createExpressMiddleware } from '@trpc/server/adapters/express';
 import express, { type ErrorRequestHandler } from 'express';
 import { contextFactory, type ContextOptions } from './context.js';
@@ -8,6 +10,7 @@ import type { Deps } from './domain/deps.js';
 import { describeError, type Logger } from './log.js';
 import { sendError } from './rest/error-body.js';
 import { restApi } from './rest/rest-api.js';
+import { isVerifyRequest, verifyLane } from './rest/verify-lane.js';
 import { MAX_BODY_BYTES, bodyError } from './rest/request-body.js';
 import { appRouter } from './routers/index.js';
 
@@ -23,6 +26,17 @@ const withTimeout = <T>(work: Promise<T>, ms: number) =>
     const timer = setTimeout(() => reject(new Error('timed out')), ms);
     work.then(resolve, reject).finally(() => clearTimeout(timer));
   });
+
+/** The server's request listener: verify takes its own lane, everything else goes to express. */
+export function createRequestHandler(opts: AppOptions): RequestListener {
+  const app = createApp(opts);
+  const onError = (err: unknown) => opts.log.error('unexpected error', describeError(err));
+  const verify = verifyLane(contextFactory(opts.deps, opts), opts, onError);
+  return (req, res) => {
+    if (isVerifyRequest(req)) void verify(req, res);
+    else app(req, res);
+  };
+}
 
 export function createApp(opts: AppOptions): express.Express {
   const createContext = contextFactory(opts.deps, opts);

@@ -18,7 +18,7 @@ export type RestErrorCode =
   | 'INTERNAL_SERVER_ERROR'
   | 'SERVICE_UNAVAILABLE';
 
-const STATUS: Record<RestErrorCode, number> = {
+export const STATUS: Record<RestErrorCode, number> = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,

@@ -4,14 +4,12 @@
  */
 import express from 'express';
 import { createOpenApiExpressMiddleware } from 'trpc-to-openapi';
-import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
 import type { ContextOptions, CreateContext } from '../context.js';
 import type { Meta } from '../trpc.js';
 import { authOf, requireAuthentication } from './authentication.js';
 import { errorHeaders } from './error-body.js';
 import { jsonBody, nonEmptyQuery, rawBody } from './request-body.js';
-import { verifyLane } from './verify-lane.js';
 
 /** Success statuses other than 200, by procedure path (from each procedure's meta). */
 const successStatus = new Map<string, number>(
@@ -34,7 +32,6 @@ export function restApi(createContext: CreateContext, opts: ContextOptions, onEr
   const api = express.Router();
   // Every /v1 path needs a caller; other paths fall through to the 404 below without one.
   api.use('/v1', requireAuthentication(opts));
-  api.post(VERIFY_PATH, rawBody, verifyLane((req, res) => createContext(req, 'rest', authOf(res))));
   api.use(headAsGet, rawBody, nonEmptyQuery, jsonBody);
   api.use(
     createOpenApiExpressMiddleware({

@@ -1,17 +1,61 @@
 /**
- * The verify hot path's own lane, in front of the generic REST middleware. Verify answers
- * 200 for any body whatever its content type, which trpc-to-openapi would refuse (415/400),
- * so this lane reads the body itself, parses it leniently and calls the same tRPC
- * procedure (same schemas, same code) through a server-side caller.
+ * The verify hot path's own lane, in front of express and the generic REST middleware.
+ * Gateways call verify on every inbound request, so this lane skips express routing and
+ * body parsing: it reads the body itself (any content type, ≤ 1 MiB), authenticates the
+ * caller, and calls the same tRPC procedure (same schemas, same access check, same domain
+ * code) through a server-side caller. The OpenAPI operation documents it as usual.
  */
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TRPCError } from '@trpc/server';
-import type { Context } from '../trpc.js';
+import { authenticate } from '../auth/authenticate.js';
+import type { ContextOptions, CreateContext } from '../context.js';
+import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
 import { createCallerFactory } from '../trpc.js';
-import { errorHeaders, fromTRPCError, sendError } from './error-body.js';
+import { errorHeaders, fromTRPCError, type RestError, STATUS } from './error-body.js';
+import { MAX_BODY_BYTES } from './request-body.js';
 
 const createCaller = createCallerFactory(appRouter);
+
+export const isVerifyRequest = (req: IncomingMessage): boolean => {
+  if (req.method !== 'POST' || !req.url) return false;
+  const end = req.url.indexOf('?');
+  const path = (end < 0 ? req.url : req.url.slice(0, end)).replace(/\/$/, '');
+  return path.length === VERIFY_PATH.length && path.toLowerCase() === VERIFY_PATH;
+};
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(json), ...headers });
+  res.end(json);
+}
+
+const sendError = (res: ServerResponse, error: RestError, headers: Record<string, string> = {}) =>
+  send(res, STATUS[error.code], error, headers);
+
+class TooLarge extends Error {}
+
+/** The whole body, or TooLarge past 1 MiB (whatever the content type). */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > MAX_BODY_BYTES) return Promise.reject(new TooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new TooLarge());
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
 
 const parseLeniently = (raw: Buffer): unknown => {
   try {
@@ -21,14 +65,29 @@ const parseLeniently = (raw: Buffer): unknown => {
   }
 };
 
-export function verifyLane(createContext: (req: Request, res: Response) => Promise<Context>) {
-  return async (req: Request, res: Response): Promise<void> => {
+export function verifyLane(createContext: CreateContext, opts: ContextOptions, onError: (err: unknown) => void) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
-      const caller = createCaller(await createContext(req, res));
-      const result = await caller.apiKeys.verify(parseLeniently(req.body as Buffer));
-      res.status(200).json(result);
+      // 401 comes before anything about the body (API.md's precedence).
+      const auth = await authenticate(req, opts.auth, opts.trustProxy);
+      if (!auth.ok) {
+        req.resume();
+        return sendError(res, { code: auth.code, message: auth.message }, auth.challenge ? { 'WWW-Authenticate': auth.challenge } : {});
+      }
+      let raw: Buffer;
+      try {
+        raw = await readBody(req);
+      } catch (err) {
+        if (err instanceof TooLarge) {
+          return sendError(res, { code: 'PAYLOAD_TOO_LARGE', message: 'request body is larger than 1 MiB' }, { Connection: 'close' });
+        }
+        return sendError(res, { code: 'BAD_REQUEST', message: 'request body could not be read' });
+      }
+      const caller = createCaller(await createContext(req, 'rest', auth));
+      send(res, 200, await caller.apiKeys.verify(parseLeniently(raw)));
     } catch (err) {
       const error = err instanceof TRPCError ? err : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: err });
+      if (error.code === 'INTERNAL_SERVER_ERROR') onError(error.cause ?? error);
       sendError(res, fromTRPCError(error), errorHeaders(error));
     }
   };

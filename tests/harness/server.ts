@@ -1,7 +1,8 @@
 /** Starts the real app on a loopback port, over the memory store or a fresh Postgres database. */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createApp } from '../../src/app.js';
+import { createServer } from 'node:http';
+import { createRequestHandler } from '../../src/app.js';
 import type { Authenticator } from '../../src/auth/authenticate.js';
 import { createPool } from '../../src/db/open-store.js';
 import { MemoryStore } from '../../src/db/memory-store.js';
@@ -46,9 +47,9 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
   const hasher = new Argon2Pool({ threads: 2 });
   const usage = new BatchedKeyUsage(store, 60_000);
   const deps: Deps = { store, hasher, usage, verifyCache: new VerifyCache(store.changes) };
-  const app = createApp({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
+  const handler = createRequestHandler({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = createServer(handler).listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
