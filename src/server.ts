@@ -3,8 +3,8 @@
  * SIGTERM/SIGINT drains in-flight requests, flushes key usage and closes the pool.
  */
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createApp } from './app.js';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createRequestHandler } from './app.js';
 import type { Authenticator } from './auth/authenticate.js';
 import { OidcVerifier } from './auth/oidc.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -45,11 +45,12 @@ async function main() {
     }
     process.exit(1);
   }
-  const app = createApp({ deps: runtime, log, trustProxy: config.TRUST_PROXY, auth: authenticatorFor(config) });
+  // The same listener the tests use: the verify lane in front of express.
+  const handler = createRequestHandler({ deps: runtime, log, trustProxy: config.TRUST_PROXY, auth: authenticatorFor(config) });
   if (!config.authEnabled) {
     log.warn('AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.');
   }
-  const server = app.listen(config.ADDR.port, config.ADDR.host ?? '::');
+  const server = createServer(handler).listen(config.ADDR.port, config.ADDR.host ?? '::');
   server.on('listening', () => {
     const { port } = server.address() as AddressInfo;
     log.info('tenant-registry listening', { port, store: runtime.store.kind, app_env: config.APP_ENV });

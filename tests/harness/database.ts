@@ -82,10 +82,16 @@ async function inPglite(): Promise<TestDatabase> {
   };
 }
 
-export async function provisionDatabase(): Promise<TestDatabase> {
+/** A fresh database with nothing in it (no migrations applied), from the same sources. */
+export async function provisionEmptyDatabase(): Promise<TestDatabase> {
   const external = process.env.TEST_DATABASE_URL;
   const db = external ? await onServer(external) : (await dockerAnswers()) ? await inContainer() : await inPglite();
   announce(db);
+  return db;
+}
+
+export async function provisionDatabase(): Promise<TestDatabase> {
+  const db = await provisionEmptyDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 1 });
   try {
     await applyMigrations(pool);
