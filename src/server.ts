@@ -34,6 +34,8 @@ async function main() {
     throw err;
   }
   const log = createLogger(config.LOG_LEVEL);
+  // A stray rejection (a dropped connection, say) is logged; it must not take the process down.
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection', describeError(reason)));
   let runtime;
   try {
     runtime = await createRuntime(config, log);

@@ -46,7 +46,9 @@ export function translatePgError(err: unknown): unknown {
   const message = (e as Error)?.message ?? '';
   if (
     (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code.startsWith('53'))) ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message)
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout|Connection ended/i.test(
+      message,
+    )
   ) {
     return new StoreUnavailableError('database unavailable', { cause: e });
   }
@@ -236,6 +238,7 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly db: Db;
   private readonly root: StoreTx;
+  private schemaCheck: (() => Promise<void>) | null = null;
 
   constructor(
     readonly pool: pg.Pool,
@@ -335,11 +338,20 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Until `check` passes once, ping() runs it too (for a server that started while the database was down). */
+  deferSchemaCheck(check: () => Promise<void>): void {
+    this.schemaCheck = check;
+  }
+
   async ping(): Promise<void> {
     try {
       await this.pool.query('SELECT 1');
     } catch (err) {
       throw translatePgError(err);
+    }
+    if (this.schemaCheck) {
+      await this.schemaCheck();
+      this.schemaCheck = null;
     }
   }
 
