@@ -104,8 +104,8 @@ const authenticated = t.middleware(({ ctx, next, path }) => {
   if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
   const { principal } = ctx.auth;
   const { store } = ctx.deps;
-  const allow = (op: Operation, tenantId: string | null) =>
-    authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null);
+  const allow = (op: Operation, tenantId: string | null, resource?: string) =>
+    authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null, resource);
   /** Runs a creating operation once per Idempotency-Key (src/domain/idempotency.ts). */
   const once = <T>(input: unknown, work: () => Promise<T>, secret?: IdempotencyRequest<T>['secret']) =>
     runIdempotently(

@@ -1,16 +1,19 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../db/store.js';
 import {
-  ACTION,
   codePoints,
   identifierInput,
   jsonBoolean,
   optionalTextInput,
+  queryInteger,
+  storableText,
   timeInput,
   timeOutput,
+  UNSTORABLE_MESSAGE,
   uuidInput,
   uuidOutput,
 } from './common.js';
+import { ACTION } from '../domain/formats.js';
 import { productKeyInput } from './catalog.js';
 import { formatTime } from './time.js';
 
@@ -43,8 +46,14 @@ const actionInput = z.string().regex(ACTION, 'must match ^[a-z][a-z0-9_.:-]{0,12
 
 const fieldsInput = z
   .record(
-    z.string().refine((k) => codePoints(k) >= 1 && codePoints(k) <= 40, 'field names are 1–40 characters'),
-    z.string().refine((v) => codePoints(v) <= 500, 'field values are at most 500 characters'),
+    z
+      .string()
+      .refine((k) => codePoints(k) >= 1 && codePoints(k) <= 40, 'field names are 1–40 characters')
+      .refine(storableText, UNSTORABLE_MESSAGE),
+    z
+      .string()
+      .refine((v) => codePoints(v) <= 500, 'field values are at most 500 characters')
+      .refine(storableText, UNSTORABLE_MESSAGE),
   )
   .refine((f) => Object.keys(f).length <= 50, 'at most 50 fields');
 
@@ -75,7 +84,7 @@ export const QueryAuditInput = z.object({
   action: actionInput.optional(),
   since: timeInput.optional().meta({ description: 'Inclusive, on occurred_at.' }),
   until: timeInput.optional().meta({ description: 'Exclusive, on occurred_at.' }),
-  limit: z.number().int().min(1).max(500).optional().meta({ description: '1–500, default 50.' }),
+  limit: queryInteger(1, 500).optional().meta({ description: '1–500, default 50.' }),
   cursor: z.string().max(1000).optional().meta({ description: 'next_cursor of the previous page, with the same filters.' }),
 });
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Entitlement, Product, ProductRequest } from '../db/store.js';
-import { PRODUCT_KEY, optionalTextInput, timeOutput, uuidInput, uuidOutput } from './common.js';
+import { PRODUCT_KEY } from '../domain/formats.js';
+import { optionalTextInput, timeOutput, uuidInput, uuidOutput } from './common.js';
 import { formatNullableTime, formatTime } from './time.js';
 
 export const ProductSchema = z

@@ -3,15 +3,18 @@ import { z } from 'zod';
 import { parseRfc3339 } from './time.js';
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-export const PRODUCT_KEY = /^[a-z][a-z0-9-]{1,39}$/;
-export const SLUG = /^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$/;
-export const ACTION = /^[a-z][a-z0-9_.:-]{0,127}$/;
 
 export const codePoints = (s: string): number => {
   let n = 0;
   for (const _ of s) n++;
   return n;
 };
+
+/** U+0000 or an unpaired surrogate: Postgres text cannot hold them (a NUL fails, a surrogate turns into U+FFFD). */
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Text that every store keeps exactly as sent. */
+export const storableText = (s: string): boolean => !s.includes('\u0000') && !UNPAIRED_SURROGATE.test(s);
+export const UNSTORABLE_MESSAGE = 'must not contain NUL characters or unpaired surrogates';
 
 /** A canonical 8-4-4-4-12 UUID in any letter case, returned lower-case. */
 export const uuidInput = z
@@ -42,6 +45,7 @@ export const textInput = (min: number, max: number) =>
       const n = codePoints(s);
       return n >= min && n <= max;
     }, `must be ${min}–${max} characters`)
+    .refine(storableText, UNSTORABLE_MESSAGE)
     .meta({ minLength: min, maxLength: max });
 
 /** Optional trimmed text of at most `max` code points; empty after trimming means null. */
@@ -58,10 +62,22 @@ export const identifierInput = (max: number) =>
       const n = codePoints(s);
       return n >= 1 && n <= max;
     }, `must be 1–${max} characters`)
+    .refine(storableText, UNSTORABLE_MESSAGE)
     .meta({ minLength: 1, maxLength: max });
 
 /** Query booleans are exactly `true` or `false`. */
 export const queryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/**
+ * An integer in [min, max]: a number over tRPC, decimal digits only over REST. The preprocess
+ * keeps trpc-to-openapi's query coercion (Number(), which takes `1e2`, `0x10`, ` 5`) away.
+ * The input is typed `number` for tRPC clients; REST hands in the query string at run time.
+ */
+export const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (v: number) => (typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : v),
+    z.number().int().min(min).max(max),
+  );
 
 /**
  * A JSON boolean. The pipe keeps trpc-to-openapi's query coercion (which would turn any

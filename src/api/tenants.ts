@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Tenant } from '../db/store.js';
-import { SLUG, textInput, timeOutput, uuidInput, uuidOutput } from './common.js';
+import { SLUG } from '../domain/formats.js';
+import { textInput, timeOutput, uuidInput, uuidOutput } from './common.js';
 import { formatTime } from './time.js';
 
 export const TenantSchema = z
@@ -20,7 +21,7 @@ export const CreateTenantInput = z.object({
 });
 
 export const TenantIdInput = z.object({ id: uuidInput });
-export const TenantSlugInput = z.object({ slug: z.string().min(1).max(200) });
+export const TenantSlugInput = z.object({ slug: z.string() });
 
 export const toTenantDto = (t: Tenant): z.infer<typeof TenantSchema> => ({
   id: t.id,

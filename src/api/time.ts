@@ -24,7 +24,11 @@ export function parseRfc3339(text: string): Date | null {
   }
   const utc = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, millis));
   utc.setUTCFullYear(year);
-  return new Date(utc.getTime() - offsetMinutes * 60_000);
+  const at = new Date(utc.getTime() - offsetMinutes * 60_000);
+  // In UTC the year must be 0001–9999: 9999-12-31T23:00-02:00 is year 10000, which could be
+  // stored but never written back as RFC 3339, and Postgres has no year 0000.
+  const utcYear = at.getUTCFullYear();
+  return utcYear < 1 || utcYear > 9999 ? null : at;
 }
 
 export const formatTime = (at: Date): string => at.toISOString();

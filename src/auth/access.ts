@@ -53,16 +53,19 @@ const allowedBy = (who: Principal, op: Operation, tenantId: string | null): bool
 
 /**
  * Throws unless the caller may perform `op` on `tenantId` (null for operations that are not
- * about one tenant). `tenantExists` is asked only when the answer depends on it.
+ * about one tenant). `tenantExists` is asked only when the answer depends on it. `resource`
+ * names what is not found when the tenant is hidden: the thing the caller asked for (e.g. an
+ * API key by id), so that another tenant's answers the same as a missing one.
  */
 export async function authorize(
   who: Principal,
   op: Operation,
   tenantId: string | null,
   tenantExists: () => Promise<boolean>,
+  resource = 'tenant',
 ): Promise<void> {
   if (allowedBy(who, op, tenantId)) return;
-  if (tenantId !== null && (!canSeeTenant(who, tenantId) || !(await tenantExists()))) throw notFound('tenant');
+  if (tenantId !== null && (!canSeeTenant(who, tenantId) || !(await tenantExists()))) throw notFound(resource);
   throw forbidden();
 }
 

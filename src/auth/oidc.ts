@@ -8,8 +8,11 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 const LEEWAY_SECONDS = 60;
 const FETCH_TIMEOUT_MS = 3000;
+const DEFAULT_JWKS_COOLDOWN_MS = 30_000;
 /** After a failed discovery, callers get 503 for this long before it is tried again. */
 const DISCOVERY_RETRY_MS = 5000;
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
 
 export class InvalidTokenError extends Error {
   override readonly name = 'InvalidTokenError';
@@ -28,9 +31,11 @@ export interface OidcOptions {
 }
 
 export class OidcVerifier {
-  private jwks: ReturnType<typeof createRemoteJWKSet> | null = null;
-  private discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | null = null;
+  private jwks: RemoteKeySet | null = null;
+  private discovering: Promise<RemoteKeySet> | null = null;
   private discoveryFailedAt = 0;
+  /** The last JWKS refetch an unknown `kid` caused. */
+  private kidRefetch: { at: number; done: Promise<void> } | null = null;
 
   constructor(private readonly opts: OidcOptions) {}
 
@@ -38,12 +43,7 @@ export class OidcVerifier {
     const jwks = await this.keySet();
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, {
-        issuer: this.opts.issuer,
-        algorithms: ALGORITHMS,
-        clockTolerance: LEEWAY_SECONDS,
-        requiredClaims: ['sub', 'exp'],
-      }));
+      payload = await this.checkSignatureAndClaims(token, jwks);
     } catch (err) {
       if (err instanceof errors.JWKSTimeout || isFetchFailure(err)) throw new IssuerUnavailableError('the token issuer is unavailable');
       throw new InvalidTokenError(describe(err));
@@ -53,6 +53,31 @@ export class OidcVerifier {
       throw new InvalidTokenError('token is not meant for this service (aud/azp)');
     }
     return payload;
+  }
+
+  private async checkSignatureAndClaims(token: string, jwks: RemoteKeySet): Promise<JWTPayload> {
+    const options = { issuer: this.opts.issuer, algorithms: ALGORITHMS, clockTolerance: LEEWAY_SECONDS, requiredClaims: ['sub', 'exp'] };
+    try {
+      return (await jwtVerify(token, jwks, options)).payload;
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
+      await this.refetchForUnknownKid(jwks);
+      return (await jwtVerify(token, jwks, options)).payload;
+    }
+  }
+
+  /**
+   * An unknown `kid` refetches the JWKS at most once per cooldown; calls that arrive while
+   * that refetch runs wait for it. (jose's own cooldown counts from any fetch, the first
+   * included, so it would miss a key published within 30 s of start-up or of a cache
+   * refresh; it is disabled in favour of this one.)
+   */
+  private async refetchForUnknownKid(jwks: RemoteKeySet): Promise<void> {
+    const cooldown = this.opts.jwksCooldownMs ?? DEFAULT_JWKS_COOLDOWN_MS;
+    if (!this.kidRefetch || Date.now() - this.kidRefetch.at >= cooldown) {
+      this.kidRefetch = { at: Date.now(), done: jwks.reload() };
+    }
+    await this.kidRefetch.done;
   }
 
   private async keySet() {
@@ -83,7 +108,8 @@ export class OidcVerifier {
     }
     return createRemoteJWKSet(new URL(doc.jwks_uri), {
       timeoutDuration: FETCH_TIMEOUT_MS,
-      cooldownDuration: this.opts.jwksCooldownMs ?? 30_000,
+      // Unknown kids are refetched by refetchForUnknownKid, not by jose.
+      cooldownDuration: Number.MAX_SAFE_INTEGER,
       cacheMaxAge: 10 * 60_000,
     });
   }

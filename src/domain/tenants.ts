@@ -1,6 +1,7 @@
 /** Tenants and their lifecycle: trial → active → frozen, nothing else. */
 import { randomUUID } from 'node:crypto';
 import { StoreConstraintError, type Tenant, type TenantStatus } from '../db/store.js';
+import { SLUG } from './formats.js';
 import { recordChange } from './audit-trail.js';
 import { now } from './clock.js';
 import type { Deps, Principal } from './deps.js';
@@ -55,7 +56,8 @@ export async function getTenant(deps: Deps, id: string): Promise<Tenant> {
 }
 
 export async function getTenantBySlug(deps: Deps, slug: string): Promise<Tenant> {
-  const tenant = await deps.store.getTenantBySlug(slug);
+  // A string that is no slug names no tenant (and never reaches the store).
+  const tenant = SLUG.test(slug) ? await deps.store.getTenantBySlug(slug) : null;
   if (!tenant) throw notFound('tenant');
   return tenant;
 }

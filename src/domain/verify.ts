@@ -6,6 +6,7 @@
  * cache when it has them, else from the store after one argon2 comparison; the decision is
  * always made here, against the clock, so a cached answer is exactly a cold one.
  */
+import { PRODUCT_KEY } from './formats.js';
 import { isWellFormedKey, prefixOf } from '../keys/api-key-format.js';
 import type { KeyFacts } from '../keys/verify-cache.js';
 import { now } from './clock.js';
@@ -47,6 +48,9 @@ export async function verifyApiKey(deps: Deps, input: { key?: unknown; product?:
   const product = asked ?? facts.keyProduct;
   if (product !== null) {
     if (facts.keyProduct !== null && product !== facts.keyProduct) return fail('NOT_ENTITLED');
+    // A string that is no product key names no product (and never reaches the store: a NUL
+    // in it would make Postgres fail the query, and verify always answers 200).
+    if (!PRODUCT_KEY.test(product)) return fail('NOT_ENTITLED');
     if (!facts.entitlements.has(product)) {
       facts.entitlements.set(product, await deps.store.getEntitlement(facts.tenantId, product));
     }

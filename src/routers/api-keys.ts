@@ -86,7 +86,8 @@ export const apiKeysRouter = router({
     .input(ApiKeyIdInput)
     .output(ApiKeySchema)
     .mutation(async ({ ctx, input }) => {
-      await ctx.allow('api_key.manage', await tenantOfApiKey(ctx.deps, input.id));
+      // Another tenant's key is "api key not found", like a key that does not exist.
+      await ctx.allow('api_key.manage', await tenantOfApiKey(ctx.deps, input.id), 'api key');
       return toApiKeyDto(await revokeApiKey(ctx.deps, ctx.principal, input.id));
     }),
 

@@ -21,7 +21,7 @@ export const auditRouter = router({
     .input(AppendAuditInput)
     .output(AuditEventSchema)
     .mutation(async ({ ctx, input }) => {
-      await ctx.allow('audit.append', null);
+      await ctx.allow('audit.append', input.tenant_id ?? null);
       return ctx.once(input, async () => toAuditEventDto(
         await appendAudit(ctx.deps, ctx.principal, {
           tenantId: input.tenant_id ?? null,
