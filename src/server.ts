@@ -50,7 +50,9 @@ async function main() {
   // The same listener the tests use: the verify lane in front of express.
   const handler = createRequestHandler({ deps: runtime, log, trustProxy: config.TRUST_PROXY, auth: authenticatorFor(config) });
   if (!config.authEnabled) {
-    log.warn('AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.');
+    // Loud on purpose: written whatever LOG_LEVEL says.
+    const msg = 'AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.';
+    process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg })}\n`);
   }
   const server = createServer(handler).listen(config.ADDR.port, config.ADDR.host ?? '::');
   server.on('listening', () => {

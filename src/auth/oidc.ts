@@ -106,6 +106,11 @@ export class OidcVerifier {
     if (typeof doc.jwks_uri !== 'string' || !URL.canParse(doc.jwks_uri)) {
       throw new IssuerUnavailableError('OIDC discovery document has no jwks_uri');
     }
+    // OIDC Discovery §4.3: the document must name the issuer it was fetched for.
+    const sameIssuer = (a: string, b: string) => a.replace(/\/$/, '') === b.replace(/\/$/, '');
+    if (typeof doc.issuer !== 'string' || !sameIssuer(doc.issuer, this.opts.issuer)) {
+      throw new IssuerUnavailableError(`OIDC discovery document names another issuer (${String(doc.issuer)})`);
+    }
     return createRemoteJWKSet(new URL(doc.jwks_uri), {
       timeoutDuration: FETCH_TIMEOUT_MS,
       // Unknown kids are refetched by refetchForUnknownKid, not by jose.
@@ -115,8 +120,10 @@ export class OidcVerifier {
   }
 }
 
+/** The JWKS could not be fetched (network, timeout, a non-200 answer): the issuer is unavailable. */
 const isFetchFailure = (err: unknown) =>
-  err instanceof TypeError || (err instanceof errors.JOSEError && /fetch|network|ECONNREFUSED/i.test(err.message));
+  err instanceof TypeError ||
+  (err instanceof errors.JOSEError && /fetch|network|ECONNREFUSED|Expected 200 OK/i.test(err.message));
 
 function describe(err: unknown): string {
   if (err instanceof errors.JWTExpired) return 'token has expired';
