@@ -9,6 +9,7 @@ import { contextFactory, type ContextOptions } from './context.js';
 import type { Deps } from './domain/deps.js';
 import { describeError, type Logger } from './log.js';
 import { sendError } from './rest/error-body.js';
+import { authOf, requireTrpcAuthentication } from './rest/authentication.js';
 import { restApi } from './rest/rest-api.js';
 import { isVerifyRequest, verifyLane } from './rest/verify-lane.js';
 import { MAX_BODY_BYTES, bodyError } from './rest/request-body.js';
@@ -60,14 +61,11 @@ export function createApp(opts: AppOptions): express.Express {
 
   app.use(
     '/trpc',
+    requireTrpcAuthentication(opts),
     createExpressMiddleware({
       router: appRouter,
-      createContext: ({ req }) => createContext(req, 'trpc'),
+      createContext: ({ req, res }) => createContext(req, 'trpc', authOf(res)),
       maxBodySize: MAX_BODY_BYTES,
-      responseMeta: ({ ctx, errors }) => {
-        const challenge = ctx && !ctx.auth.ok ? ctx.auth.challenge : undefined;
-        return challenge && errors.some((e) => e.code === 'UNAUTHORIZED') ? { headers: { 'WWW-Authenticate': challenge } } : {};
-      },
       onError: ({ error }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR') onError(error.cause ?? error);
       },

@@ -453,7 +453,19 @@ describe('authentication with bearer tokens [memory store]', () => {
         expectTrpc401(await send(s.url, 'POST', '/trpc/tenants.create', { token, body: 'x'.repeat(1_048_577), headers: { 'content-type': 'application/json' } }));
         expectTrpc401(await send(s.url, 'GET', trpcQuery('tenants.get', { id: 'not-a-uuid' }), { token }));
         expectTrpc401(await send(s.url, 'GET', trpcQuery('tenants.get', { id: randomUUID() }), { token }));
+        expectTrpc401(await send(s.url, 'POST', '/trpc/tenants.create', { token, body: 'slug=x', headers: { 'content-type': 'text/plain' } }));
       }
+    });
+
+    it('over tRPC, a refused batch answers one tRPC error per call', async () => {
+      const res = await send(s.url, 'GET', '/trpc/catalog.list,tenants.get?batch=1&input={}', { token: bad });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(res.body).toHaveLength(2);
+      expect(res.body.map((e: any) => [e.error.data.code, e.error.data.path])).toEqual([
+        ['UNAUTHORIZED', 'catalog.list'],
+        ['UNAUTHORIZED', 'tenants.get'],
+      ]);
     });
   });
 

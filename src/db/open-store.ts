@@ -28,6 +28,12 @@ export function createPool(databaseUrl: string): pg.Pool {
   });
   // An idle client that loses its connection must not crash the process.
   pool.on('error', () => {});
+  // Nor may a checked-out one (a transaction holds its client via pool.connect(), and the pool
+  // drops its own error listener while a client is out): without a listener, a connection
+  // reset mid-transaction is an unhandled 'error' event. The failure still reaches the
+  // caller (its queries reject), and a client that is no longer queryable is discarded on
+  // release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
