@@ -4,6 +4,7 @@
  * algorithms only, `iss`, `exp`/`nbf` with 60 s leeway, and `aud` (or `azp`) = our audience.
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import { VerifiedTokens } from './token-cache.js';
 
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 const LEEWAY_SECONDS = 60;
@@ -37,9 +38,13 @@ export class OidcVerifier {
   /** The last JWKS refetch an unknown `kid` caused. */
   private kidRefetch: { at: number; done: Promise<void> } | null = null;
 
+  private readonly verified = new VerifiedTokens();
+
   constructor(private readonly opts: OidcOptions) {}
 
   async verify(token: string): Promise<JWTPayload> {
+    const known = this.verified.get(token);
+    if (known) return known;
     const jwks = await this.keySet();
     let payload: JWTPayload;
     try {
@@ -52,6 +57,7 @@ export class OidcVerifier {
     if (!aud.includes(this.opts.audience) && payload.azp !== this.opts.audience) {
       throw new InvalidTokenError('token is not meant for this service (aud/azp)');
     }
+    this.verified.set(token, payload);
     return payload;
   }
 
