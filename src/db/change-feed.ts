@@ -13,6 +13,9 @@ export type Change = { kind: 'tenant'; id: string } | { kind: 'api_key'; id: str
 
 export const CHANGE_CHANNEL = 'tenant_registry_changes';
 
+/** How long close() waits for the listener connection to end gracefully. */
+const CLOSE_TIMEOUT_MS = 1000;
+
 export interface ChangeFeed {
   readonly healthy: boolean;
   subscribe(listener: (change: Change) => void): () => void;
@@ -69,8 +72,17 @@ export class PostgresChangeFeed extends LocalChangeFeed {
   private async connect(): Promise<void> {
     if (this.closed) return;
     const client = new pg.Client({ connectionString: this.connectionString, connectionTimeoutMillis: 2000, application_name: 'tenant-registry-listener' });
-    client.on('error', (err) => this.lost(client, err));
-    client.on('end', () => this.lost(client, new Error('listener connection ended')));
+    // Set when the connection dies, even between LISTEN's answer and the code after it (one
+    // socket read can carry both LISTEN's answer and the FATAL of a terminated backend).
+    let gone = false;
+    client.on('error', (err) => {
+      gone = true;
+      this.lost(client, err);
+    });
+    client.on('end', () => {
+      gone = true;
+      this.lost(client, new Error('listener connection ended'));
+    });
     client.on('notification', (msg) => {
       if (msg.channel !== CHANGE_CHANNEL || !msg.payload) return;
       try {
@@ -88,6 +100,8 @@ export class PostgresChangeFeed extends LocalChangeFeed {
       return;
     }
     if (this.closed) return void client.end().catch(() => undefined);
+    // Lost already (and a reconnect scheduled): never healthy on a dead connection.
+    if (gone) return;
     this.client = client;
     this.retryMs = 100;
     // Whatever happened while we were not listening is unknown: start from nothing.
@@ -125,7 +139,19 @@ export class PostgresChangeFeed extends LocalChangeFeed {
       client.removeAllListeners('end');
       client.removeAllListeners('error');
       client.on('error', () => {});
-      await client.end().catch(() => undefined);
+      // A graceful end waits for the server to close its side, which never happens over a
+      // dead network (a partition, a frozen host): give it a moment, then drop the socket, so
+      // that shutdown is not held up to its deadline by an idle listener.
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        client.end().then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!ended) client.connection.stream.destroy();
     }
     await super.close();
   }

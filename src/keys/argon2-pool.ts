@@ -48,6 +48,7 @@ export class Argon2Pool implements KeyHasher {
   private readonly maxQueue: number;
   private nextId = 1;
   private closed = false;
+  private started = 0;
 
   constructor(opts: Argon2PoolOptions = {}) {
     const threads = opts.threads ?? os.availableParallelism();
@@ -67,6 +68,11 @@ export class Argon2Pool implements KeyHasher {
     const expected = Buffer.from(hashB64, 'base64');
     const actual = await this.run(plaintext, Buffer.from(saltB64, 'base64'));
     return actual.length === expected.length && timingSafeEqual(actual, expected);
+  }
+
+  /** argon2 computations handed to a worker so far (refused jobs are not counted). */
+  get runs(): number {
+    return this.started;
   }
 
   /** Busy workers and waiting jobs, for metrics and tests. */
@@ -94,6 +100,7 @@ export class Argon2Pool implements KeyHasher {
   }
 
   private dispatch(slot: Slot, job: Job) {
+    this.started++;
     slot.job = job;
     slot.worker.postMessage({ id: job.id, password: job.password, salt: job.salt, params: PARAMS });
   }

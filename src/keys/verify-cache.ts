@@ -103,11 +103,17 @@ export class VerifyCache {
     }
   }
 
-  /** One load per digest at a time: concurrent cold verifies of one key share its argon2 run. */
+  /**
+   * One load per digest at a time: concurrent cold verifies of one key share its argon2 run.
+   * A change forgets the loads running when it arrived (`apply`): what they read may predate
+   * it, so a verify that starts after the change starts a load of its own.
+   */
   loadOnce<T>(digest: string, load: () => Promise<T>): Promise<T> {
     const running = this.inflight.get(digest) as Promise<T> | undefined;
     if (running) return running;
-    const started = load().finally(() => this.inflight.delete(digest));
+    const started: Promise<T> = load().finally(() => {
+      if (this.inflight.get(digest) === started) this.inflight.delete(digest);
+    });
     this.inflight.set(digest, started);
     return started;
   }
@@ -118,6 +124,7 @@ export class VerifyCache {
 
   private apply(change: Change): void {
     this.epoch++;
+    this.inflight.clear();
     if (change.kind === 'reset') {
       this.entries.clear();
       this.byKey.clear();

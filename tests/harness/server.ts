@@ -10,7 +10,7 @@ import { PostgresChangeFeed } from '../../src/db/change-feed.js';
 import { PostgresStore } from '../../src/db/postgres-store.js';
 import type { Store } from '../../src/db/store.js';
 import type { Deps } from '../../src/domain/deps.js';
-import { Argon2Pool } from '../../src/keys/argon2-pool.js';
+import { Argon2Pool, type Argon2PoolOptions } from '../../src/keys/argon2-pool.js';
 import { BatchedKeyUsage } from '../../src/keys/key-usage.js';
 import { VerifyCache } from '../../src/keys/verify-cache.js';
 import { createLogger } from '../../src/log.js';
@@ -32,11 +32,19 @@ export interface StartOptions {
   trustProxy?: boolean;
   /** Authentication; off (every caller is the dev platform-admin) unless given. */
   auth?: Authenticator;
+  /** The argon2 pool's size and queue bound (default: 2 threads, the pool's default queue). */
+  argon2?: Argon2PoolOptions;
+  /** How often the last_used_at batcher writes by itself (default 60 s). */
+  usageFlushMs?: number;
+  /** Serve this store instead of opening one (e.g. a test decorator); closed with the server. */
+  store?: Store;
 }
 
 export async function startServer(kind: StoreKind, opts: StartOptions = {}): Promise<TestServer> {
   let store: Store;
-  if (kind === 'memory') {
+  if (opts.store) {
+    store = opts.store;
+  } else if (kind === 'memory') {
     store = new MemoryStore();
   } else {
     if (!opts.databaseUrl) throw new Error('startServer(postgres) needs a databaseUrl');
@@ -44,8 +52,8 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
     pool.on('error', () => {});
     store = new PostgresStore(pool, new PostgresChangeFeed(opts.databaseUrl));
   }
-  const hasher = new Argon2Pool({ threads: 2 });
-  const usage = new BatchedKeyUsage(store, 60_000);
+  const hasher = new Argon2Pool({ threads: 2, ...opts.argon2 });
+  const usage = new BatchedKeyUsage(store, opts.usageFlushMs ?? 60_000);
   const deps: Deps = { store, hasher, usage, verifyCache: new VerifyCache(store.changes) };
   const handler = createRequestHandler({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
   const server: Server = await new Promise((resolve) => {
