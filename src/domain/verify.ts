@@ -28,6 +28,7 @@ export type VerifyResult =
   | { valid: false; code: VerifyFailure };
 
 const fail = (code: VerifyFailure): VerifyResult => ({ valid: false, code });
+const MAX_REMEMBERED_PRODUCTS = 16;
 
 /** `key` and `product` arrive unchecked: anything that is not a string is MALFORMED. */
 export async function verifyApiKey(deps: Deps, input: { key?: unknown; product?: unknown }): Promise<VerifyResult> {
@@ -51,10 +52,13 @@ export async function verifyApiKey(deps: Deps, input: { key?: unknown; product?:
     // A string that is no product key names no product (and never reaches the store: a NUL
     // in it would make Postgres fail the query, and verify always answers 200).
     if (!PRODUCT_KEY.test(product)) return fail('NOT_ENTITLED');
-    if (!facts.entitlements.has(product)) {
-      facts.entitlements.set(product, await deps.store.getEntitlement(facts.tenantId, product));
+    let entitlement = facts.entitlements.get(product);
+    if (entitlement === undefined) {
+      entitlement = await deps.store.getEntitlement(facts.tenantId, product);
+      // A key's entry remembers a few products' entitlements, not every name a caller tries.
+      if (facts.entitlements.size < MAX_REMEMBERED_PRODUCTS) facts.entitlements.set(product, entitlement);
     }
-    if (!grantsAccess(facts.entitlements.get(product) ?? null, at)) return fail('NOT_ENTITLED');
+    if (!grantsAccess(entitlement, at)) return fail('NOT_ENTITLED');
   }
   deps.usage.note(facts.keyId, at);
   return {
@@ -68,11 +72,17 @@ export async function verifyApiKey(deps: Deps, input: { key?: unknown; product?:
   };
 }
 
-/** The cold path: find the key by prefix, compare with argon2id, read its tenant. */
+/**
+ * The cold path: find the key by prefix, compare with argon2id, read its tenant. A plaintext
+ * already proven to be key X skips the prefix lookup and argon2 (the hash never changes).
+ */
 async function loadFacts(deps: Deps, key: string, digest: string): Promise<KeyFacts | null> {
-  const epoch = deps.verifyCache.currentEpoch;
-  const stored = await deps.store.getApiKeyByPrefix(prefixOf(key));
-  const matches = stored !== null && (await deps.hasher.verify(key, stored.hash));
+  const cache = deps.verifyCache;
+  const epoch = cache.currentEpoch;
+  const proven = cache.provenKey(digest);
+  const stored = proven ? await deps.store.getApiKey(proven) : await deps.store.getApiKeyByPrefix(prefixOf(key));
+  const matches = stored !== null && (stored.id === proven || (await deps.hasher.verify(key, stored.hash)));
+  if (matches) cache.prove(digest, stored.id);
   const tenant = matches ? await deps.store.getTenant(stored.tenantId) : null;
   const facts: KeyFacts | null =
     stored && tenant
@@ -88,6 +98,6 @@ async function loadFacts(deps: Deps, key: string, digest: string): Promise<KeyFa
           entitlements: new Map(),
         }
       : null;
-  deps.verifyCache.remember(digest, facts, epoch);
+  cache.remember(digest, facts, epoch);
   return facts;
 }

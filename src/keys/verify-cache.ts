@@ -52,6 +52,12 @@ export class VerifyCache {
   /** Bumped by every change: a load that saw an older epoch must not be remembered. */
   private epoch = 0;
   private readonly inflight = new Map<string, Promise<unknown>>();
+  /**
+   * "This plaintext is key X", learnt from one argon2 match. A key's hash never changes, so
+   * this survives every change (only the facts are re-read): after a revoke or a tenant
+   * change, the next verify costs a row read, not another argon2 run.
+   */
+  private readonly proofs = new Map<string, string>();
   readonly stats = { hits: 0, misses: 0 };
 
   constructor(
@@ -66,6 +72,16 @@ export class VerifyCache {
 
   digest(plaintext: string): string {
     return createHmac('sha256', this.secret).update(plaintext).digest('base64url');
+  }
+
+  provenKey(digest: string): string | undefined {
+    return this.proofs.get(digest);
+  }
+
+  prove(digest: string, keyId: string): void {
+    this.proofs.delete(digest);
+    this.proofs.set(digest, keyId);
+    if (this.proofs.size > this.maxEntries) this.proofs.delete(this.proofs.keys().next().value as string);
   }
 
   get currentEpoch(): number {
