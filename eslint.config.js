@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'coverage/', 'drizzle/'] },
+  { ignores: ['node_modules/', 'dist/', 'coverage/', 'drizzle/', 'src/rest-client/schema.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -18,6 +18,8 @@ const postgresUrl = z
   .string()
   .refine((s) => /^postgres(ql)?:\/\//.test(s) && URL.canParse(s), 'must be a postgres:// URL');
 
+const httpUrl = z.string().refine((s) => /^https?:\/\//.test(s) && URL.canParse(s), 'must be an http:// or https:// URL');
+
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const positiveInt = z.string().regex(/^[1-9][0-9]*$/, 'must be a positive integer').transform(Number);
 const emptyAsUnset = (v: unknown) => (v === '' ? undefined : v);
@@ -35,8 +37,15 @@ const EnvSchema = z.object({
   AUTH: z.preprocess(emptyAsUnset, z.enum(['on', 'off']).optional()),
   LOG_LEVEL: z.preprocess(emptyAsUnset, z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info')),
   TRUST_PROXY: z.preprocess(emptyAsUnset, flag.default(false)),
+  DATABASE_POOL_MAX: z.preprocess(emptyAsUnset, positiveInt.default(10)),
   ARGON2_THREADS: z.preprocess(emptyAsUnset, positiveInt.optional()),
   ARGON2_MAX_QUEUE: z.preprocess(emptyAsUnset, positiveInt.optional()),
+  LOG_FORMAT: z.preprocess(emptyAsUnset, z.enum(['json', 'pretty']).optional()),
+  METRICS: z.preprocess(emptyAsUnset, z.enum(['on', 'off']).default('on')),
+  METRICS_ADDR: z.preprocess(emptyAsUnset, hostPort.optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(emptyAsUnset, httpUrl.optional()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.preprocess(emptyAsUnset, httpUrl.optional()),
+  OTEL_SERVICE_NAME: z.preprocess(emptyAsUnset, z.string().min(1).default('tenant-registry')),
 })
   .superRefine((env, ctx) => {
     const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
@@ -48,6 +57,10 @@ const EnvSchema = z.object({
   .transform((env) => ({
     ...env,
     authEnabled: authEnabled(env),
+    /** Readable lines in dev on a terminal, unless LOG_FORMAT says otherwise; JSON lines everywhere else. */
+    logFormat: env.LOG_FORMAT ?? (env.APP_ENV === 'dev' && process.stderr.isTTY === true ? 'pretty' : 'json'),
+    /** Traces are exported (OTLP/HTTP) only when an endpoint is configured. */
+    tracing: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined,
   }));
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import { authenticate, type Authenticator, type AuthOutcome } from './auth/authenticate.js';
 import type { Deps } from './domain/deps.js';
+import { recordOf } from './observability/http.js';
 import type { Context } from './trpc.js';
 
 export interface ContextOptions {
@@ -18,10 +19,11 @@ const headerValue = (req: IncomingMessage, name: string): string | null => {
 };
 
 export function contextFactory(deps: Deps, opts: ContextOptions): CreateContext {
-  return async (req, transport, known) => ({
-    deps,
-    transport,
-    auth: known ?? (await authenticate(req, opts.auth, opts.trustProxy)),
-    idempotencyKey: headerValue(req, 'idempotency-key'),
-  });
+  return async (req, transport, known) => {
+    const auth = known ?? (await authenticate(req, opts.auth, opts.trustProxy));
+    // The request line names the caller.
+    const request = recordOf(req);
+    if (request && auth.ok) request.actor = auth.principal.actor;
+    return { deps, transport, auth, idempotencyKey: headerValue(req, 'idempotency-key'), request };
+  };
 }

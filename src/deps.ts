@@ -12,7 +12,7 @@ export interface Runtime extends Deps {
 }
 
 export async function createRuntime(config: Config, log: Logger): Promise<Runtime> {
-  const store = await openStore(config.DATABASE_URL, log);
+  const store = await openStore(config.DATABASE_URL, log, config.DATABASE_POOL_MAX);
   const hasher = new Argon2Pool({ threads: config.ARGON2_THREADS, maxQueue: config.ARGON2_MAX_QUEUE });
   const usage = new BatchedKeyUsage(store, 10_000, (err) => log.warn('last_used_at flush failed', describeError(err)));
   return {

@@ -1,6 +1,8 @@
 /**
- * Entry point: `npm start`. Reads the environment, opens the store, serves HTTP, and on
- * SIGTERM/SIGINT drains in-flight requests, flushes key usage and closes the pool.
+ * Entry point: `npm start`. Reads the environment, starts tracing when an OTLP endpoint is
+ * configured, opens the store, serves HTTP (and /metrics on METRICS_ADDR when set), and on
+ * SIGTERM/SIGINT drains in-flight requests, flushes key usage and buffered spans, and closes
+ * the pool.
  */
 import type { AddressInfo } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -11,6 +13,8 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { PendingMigrationsError } from './db/open-store.js';
 import { createRuntime } from './deps.js';
 import { createLogger, describeError } from './log.js';
+import { createMetricsServer, Metrics } from './observability/metrics.js';
+import { startTracing, type Tracing } from './observability/tracing.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -33,9 +37,18 @@ async function main() {
     }
     throw err;
   }
-  const log = createLogger(config.LOG_LEVEL);
+  const log = createLogger(config.LOG_LEVEL, undefined, config.logFormat);
   // A stray rejection (a dropped connection, say) is logged; it must not take the process down.
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection', describeError(reason)));
+  // Before the database pool exists, so that its queries are traced (see src/observability/tracing-sdk.ts).
+  let tracing: Tracing | null = null;
+  if (config.tracing) {
+    try {
+      tracing = await startTracing({ serviceName: config.OTEL_SERVICE_NAME, log });
+    } catch (err) {
+      log.error('cannot start tracing; serving without it', describeError(err));
+    }
+  }
   let runtime;
   try {
     runtime = await createRuntime(config, log);
@@ -48,7 +61,15 @@ async function main() {
     process.exit(1);
   }
   // The same listener the tests use: the verify lane in front of express.
-  const handler = createRequestHandler({ deps: runtime, log, trustProxy: config.TRUST_PROXY, auth: authenticatorFor(config) });
+  const metrics = config.METRICS === 'on' ? new Metrics(runtime) : null;
+  const handler = createRequestHandler({
+    deps: runtime,
+    log,
+    trustProxy: config.TRUST_PROXY,
+    auth: authenticatorFor(config),
+    metrics,
+    serveMetrics: config.METRICS_ADDR === undefined,
+  });
   if (!config.authEnabled) {
     // Loud on purpose: written whatever LOG_LEVEL says.
     const msg = 'AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.';
@@ -63,6 +84,19 @@ async function main() {
     process.stderr.write(`cannot listen on ${process.env.ADDR ?? ':8090'}: ${err.message}\n`);
     process.exit(1);
   });
+  const metricsAddr = config.METRICS_ADDR;
+  const metricsServer = metrics && metricsAddr ? createMetricsServer(metrics, (err) => log.error('unexpected error', describeError(err))) : null;
+  if (metricsServer && metricsAddr) {
+    metricsServer.listen(metricsAddr.port, metricsAddr.host ?? '::');
+    metricsServer.on('listening', () => {
+      const { port } = metricsServer.address() as AddressInfo;
+      log.info('metrics listening', { port });
+    });
+    metricsServer.on('error', (err) => {
+      process.stderr.write(`cannot listen on METRICS_ADDR ${process.env.METRICS_ADDR}: ${err.message}\n`);
+      process.exit(1);
+    });
+  }
 
   // Responses still in progress at shutdown close their connection when they finish;
   // otherwise a keep-alive client holds server.close() for keepAliveTimeout after its answer.
@@ -82,8 +116,11 @@ async function main() {
       log.error('shutdown took too long; exiting');
       process.exit(1);
     }, SHUTDOWN_GRACE_MS).unref();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     server.close(async () => {
       await runtime.close().catch((err) => log.error('shutdown error', describeError(err)));
+      await tracing?.shutdown().catch((err) => log.error('shutdown error', describeError(err)));
       process.exit(0);
     });
     server.closeIdleConnections();

@@ -12,6 +12,8 @@ import { StoreUnavailableError } from './db/store.js';
 import type { Deps } from './domain/deps.js';
 import { runIdempotently, type IdempotencyRequest } from './domain/idempotency.js';
 import { DomainError, type ValidationIssue } from './domain/errors.js';
+import type { RequestRecord } from './observability/http.js';
+import { tracing } from './observability/tracing.js';
 
 export interface Context {
   deps: Deps;
@@ -21,6 +23,8 @@ export interface Context {
   idempotencyKey: string | null;
   /** Which adapter serves the call; it decides the error body's shape. */
   transport: 'rest' | 'trpc';
+  /** The request's record for its log line and metrics (src/observability/http.ts), when it came over HTTP. */
+  request?: RequestRecord;
 }
 
 export type Meta = OpenApiMeta<{
@@ -87,13 +91,23 @@ function toTRPCError(error: TRPCError): TRPCError | null {
   return null;
 }
 
-const domainErrors = t.middleware(async ({ next }) => {
+async function mapDomainErrors<R extends { ok: boolean }>(next: () => Promise<R>): Promise<R> {
   const result = await next();
   if (!result.ok) {
-    const mapped = toTRPCError(result.error);
+    const mapped = toTRPCError((result as unknown as { error: TRPCError }).error);
     if (mapped) throw mapped;
   }
   return result;
+}
+
+/**
+ * Domain errors become TRPCErrors. With tracing on, the call runs in a span of its own
+ * (src/observability/tracing-sdk.ts); here rather than in a middleware of its own, since
+ * each middleware costs every call, the verify hot path's included.
+ */
+const domainErrors = t.middleware(({ ctx, path, type, next }) => {
+  const active = tracing;
+  return active ? active.procedure(path, type, ctx.transport, () => mapDomainErrors(next)) : mapDomainErrors(next);
 });
 
 /**
@@ -104,8 +118,11 @@ const authenticated = t.middleware(({ ctx, next, path }) => {
   if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
   const { principal } = ctx.auth;
   const { store } = ctx.deps;
-  const allow = (op: Operation, tenantId: string | null, resource?: string) =>
-    authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null, resource);
+  const allow = (op: Operation, tenantId: string | null, resource?: string) => {
+    // The request line names the tenant the operation concerns.
+    if (tenantId !== null && ctx.request) ctx.request.tenantId = tenantId;
+    return authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null, resource);
+  };
   /** Runs a creating operation once per Idempotency-Key (src/domain/idempotency.ts). */
   const once = <T>(input: unknown, work: () => Promise<T>, secret?: IdempotencyRequest<T>['secret']) =>
     runIdempotently(

@@ -44,6 +44,18 @@ export const AuditPageSchema = z
 
 const actionInput = z.string().regex(ACTION, 'must match ^[a-z][a-z0-9_.:-]{0,127}$');
 
+/**
+ * A plain object cannot hold a `__proto__` key (assigning it sets the prototype), so zod's
+ * record skips it without a word: the field would be lost. An audit log must not lose what
+ * it was sent, so such a field is refused instead.
+ */
+const refuseProtoKey = (fields: unknown, ctx: { issues: z.core.$ZodRawIssue[] }) => {
+  if (fields !== null && typeof fields === 'object' && Object.hasOwn(fields, '__proto__')) {
+    ctx.issues.push({ code: 'custom', message: 'a field may not be named "__proto__"', path: ['__proto__'], input: fields });
+  }
+  return fields;
+};
+
 const fieldsInput = z
   .record(
     z
@@ -73,7 +85,7 @@ export const AppendAuditInput = z.object({
   description: optionalTextInput(2000),
   source_ip: z.union([z.ipv4(), z.ipv6()]).nullish(),
   is_failure: jsonBoolean.nullish(),
-  fields: fieldsInput.nullish(),
+  fields: z.preprocess(refuseProtoKey, fieldsInput).nullish(),
   occurred_at: timeInput.nullish(),
 });
 

@@ -15,10 +15,10 @@ export class PendingMigrationsError extends Error {
  * Timeouts keep a vanished database from hanging requests: waiting for a connection ≤ 1.5 s,
  * one query ≤ 3 s (client and server side), so a request fails with 503 within ~5 s.
  */
-export function createPool(databaseUrl: string): pg.Pool {
+export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
-    max: 10,
+    max,
     connectionTimeoutMillis: 1500,
     idleTimeoutMillis: 30_000,
     query_timeout: 3000,
@@ -41,7 +41,7 @@ async function assertMigrated(pool: pg.Pool): Promise<void> {
   const { pending } = await migrationStatus(pool);
   if (pending.length > 0) {
     throw new PendingMigrationsError(
-      `the database has ${pending.length} pending migration(s) (${pending.join(', ')}); run \`npm run db:migrate\` first`,
+      `the database has ${pending.length} pending migration(s) (${pending.join(', ')}); run \`npm run db:migrate\` (in the production image: \`node dist/scripts/migrate.js\`) first`,
     );
   }
 }
@@ -51,9 +51,9 @@ async function assertMigrated(pool: pg.Pool): Promise<void> {
  * one is not: the server starts not ready, and becomes ready once the database answers and
  * its migrations check out (checked by /readyz's ping).
  */
-export async function openStore(databaseUrl: string | undefined, log: Logger): Promise<Store> {
+export async function openStore(databaseUrl: string | undefined, log: Logger, poolMax?: number): Promise<Store> {
   if (!databaseUrl) return new MemoryStore();
-  const pool = createPool(databaseUrl);
+  const pool = createPool(databaseUrl, poolMax);
   const store = new PostgresStore(pool, new PostgresChangeFeed(databaseUrl));
   try {
     await assertMigrated(pool);

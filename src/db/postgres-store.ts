@@ -155,7 +155,9 @@ function access(db: Db, changes: Change[] = []): StoreTx {
         .select()
         .from(auditLog)
         .where(and(...auditConditions(filter, after)))
-        .orderBy(desc(auditLog.occurredAt), desc(auditLog.id))
+        // NULLS LAST as in the keyset indexes (drizzle writes their DESC so): a plain DESC is
+        // NULLS FIRST, which no index provides, and Postgres sorted the whole table per page.
+        .orderBy(sql`${auditLog.occurredAt} desc nulls last`, sql`${auditLog.id} desc nulls last`)
         .limit(limit);
       return rows.map(toAuditEvent);
     },
@@ -260,19 +262,49 @@ export class PostgresStore implements Store {
   listApiKeys: StoreTx['listApiKeys'] = (t, opts) => this.root.listApiKeys(t, opts);
   queryAudit: StoreTx['queryAudit'] = (f, a, l) => this.root.queryAudit(f, a, l);
 
+  /**
+   * BEGIN … COMMIT on a client of our own (not drizzle's db.transaction, which leaks the
+   * client when BEGIN fails, awaits ROLLBACK behind a timed-out query, and hands a timed-out
+   * client back to the pool). A connection that fails or times out mid-transaction is in an
+   * unknown state: it gets no ROLLBACK (Postgres rolls back when the connection goes) and is
+   * discarded, never reused, so an outage neither drains the pool nor outlasts itself.
+   */
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
     try {
-      const changes: Change[] = [];
-      const result = await this.db.transaction(async (tx) => {
-        const value = await fn(translated(access(tx as unknown as Db, changes)));
-        // Other instances hear of the change exactly when it commits.
-        for (const change of changes) await tx.execute(sql`SELECT pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(change)})`);
-        return value;
-      });
-      this.changes.emitLocal(changes);
-      return result;
+      client = await this.pool.connect();
     } catch (err) {
       throw translatePgError(err);
+    }
+    let broken: Error | undefined;
+    const lost = (err: unknown) => translatePgError(err) instanceof StoreUnavailableError;
+    try {
+      const changes: Change[] = [];
+      const db = drizzle(client, { schema });
+      await client.query('BEGIN');
+      let value: T;
+      try {
+        value = await fn(translated(access(db, changes)));
+        // Other instances hear of the change exactly when it commits.
+        for (const change of changes) await db.execute(sql`SELECT pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(change)})`);
+        await client.query('COMMIT');
+      } catch (err) {
+        if (lost(err)) throw err;
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection went after all: the transaction dies with it; report the first error.
+          broken = rollbackErr instanceof Error ? rollbackErr : new Error('rollback failed');
+        }
+        throw err;
+      }
+      this.changes.emitLocal(changes);
+      return value;
+    } catch (err) {
+      if (lost(err)) broken ??= err instanceof Error ? err : new Error('connection lost');
+      throw translatePgError(err);
+    } finally {
+      client.release(broken);
     }
   }
 

@@ -2,12 +2,40 @@
  * Request bodies for the REST API, read before trpc-to-openapi sees them, so every failure
  * has API.md's status and error body:
  *   > 1 MiB (any content type) → 413; a non-empty body that is not JSON-typed → 415;
- *   JSON that does not parse → 400. An empty body counts as `{}` (e.g. POST …/activate).
+ *   JSON that does not parse, or nests deeper than MAX_JSON_DEPTH → 400. An empty body
+ *   counts as `{}` (e.g. POST …/activate).
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sendError } from './error-body.js';
 
 export const MAX_BODY_BYTES = 1_048_576;
+
+/**
+ * No input of the API nests past three levels. Far deeper JSON (thousands of levels, well
+ * under 1 MiB) parses, but tRPC serialises the parsed body again, and JSON.stringify then
+ * overflows the stack: a 500. Such bodies are refused up front instead.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/** Whether JSON text opens more than `max` arrays/objects at once (strings skipped); linear. */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
 
 const readRaw = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
 
@@ -42,8 +70,12 @@ export function jsonBody(req: Request, res: Response, next: NextFunction): void 
         : 'missing content type; send application/json',
     });
   }
+  const text = raw.toString('utf8');
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    return sendError(res, { code: 'BAD_REQUEST', message: `request body nests more than ${MAX_JSON_DEPTH} levels deep` });
+  }
   try {
-    req.body = JSON.parse(raw.toString('utf8'));
+    req.body = JSON.parse(text);
   } catch {
     return sendError(res, { code: 'BAD_REQUEST', message: 'request body is not valid JSON' });
   }

@@ -109,6 +109,8 @@ export const apiKeysRouter = router({
     .output(VerifyResultSchema)
     .mutation(async ({ ctx, input }) => {
       await ctx.allow('api_key.verify', null);
-      return toVerifyDto(await verifyApiKey(ctx.deps, input));
+      const result = await verifyApiKey(ctx.deps, input);
+      ctx.request?.verified(result.valid ? 'VALID' : result.code, result.valid ? result.tenantId : undefined);
+      return toVerifyDto(result);
     }),
 });

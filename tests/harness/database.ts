@@ -68,7 +68,11 @@ async function inPglite(): Promise<TestDatabase> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const db = await PGlite.create();
-  // The socket server queues queries per transaction, so several connections are safe.
+  // PGlite serves every connection from one session, and interleaves the messages of queries
+  // sent on different connections outside a transaction: servers on it (in-process, and the
+  // children tests spawn, which inherit the environment) get a pool of one connection.
+  process.env.DATABASE_POOL_MAX = '1';
+  // Several connections may still be open at once (the pool, the change feed's listener, tests' own).
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 32 });
   await server.start();
   const conn = server.getServerConn();

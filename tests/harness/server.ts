@@ -48,7 +48,7 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
     store = new MemoryStore();
   } else {
     if (!opts.databaseUrl) throw new Error('startServer(postgres) needs a databaseUrl');
-    const pool = createPool(opts.databaseUrl);
+    const pool = createPool(opts.databaseUrl, Number(process.env.DATABASE_POOL_MAX) || undefined);
     pool.on('error', () => {});
     store = new PostgresStore(pool, new PostgresChangeFeed(opts.databaseUrl));
   }
