@@ -133,7 +133,7 @@ describe('verify across two server processes on one database', () => {
   async function listeners(): Promise<{ pid: number; client_port: number; backend_start: Date }[]> {
     const { rows } = await admin.query(
       `SELECT pid, client_port, backend_start FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = $1 AND query ILIKE 'LISTEN%'`,
+        WHERE datname = current_database() AND application_name = $1`,
       [LISTENER],
     );
     return rows;

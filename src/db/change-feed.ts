@@ -13,6 +13,8 @@ export type Change = { kind: 'tenant'; id: string } | { kind: 'api_key'; id: str
 
 export const CHANGE_CHANNEL = 'tenant_registry_changes';
 
+const HEARTBEAT_EVERY_MS = 5000;
+const HEARTBEAT_TIMEOUT_MS = 2000;
 /** How long close() waits for the listener connection to end gracefully. */
 const CLOSE_TIMEOUT_MS = 1000;
 
@@ -54,6 +56,17 @@ export class PostgresChangeFeed extends LocalChangeFeed {
   private closed = false;
   private retryMs = 100;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * A connection can hang without closing (a partition): a periodic query proves it alive,
+   * and one that does not answer counts as lost, so caches stop answering within seconds.
+   */
+  private readonly heartbeat = setInterval(() => {
+    const client = this.client;
+    client?.query('SELECT 1').catch((err: unknown) => {
+      this.lost(client, err);
+      client.connection.stream.destroy();
+    });
+  }, HEARTBEAT_EVERY_MS).unref();
 
   constructor(
     private readonly connectionString: string,
@@ -71,7 +84,13 @@ export class PostgresChangeFeed extends LocalChangeFeed {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.connectionString, connectionTimeoutMillis: 2000, application_name: 'tenant-registry-listener' });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      connectionTimeoutMillis: 2000,
+      query_timeout: HEARTBEAT_TIMEOUT_MS,
+      keepAlive: true,
+      application_name: 'tenant-registry-listener',
+    });
     // Set when the connection dies, even between LISTEN's answer and the code after it (one
     // socket read can carry both LISTEN's answer and the FATAL of a terminated backend).
     let gone = false;
@@ -131,6 +150,7 @@ export class PostgresChangeFeed extends LocalChangeFeed {
 
   override async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.heartbeat);
     this.healthy = false;
     if (this.timer) clearTimeout(this.timer);
     const client = this.client;

@@ -11,7 +11,9 @@ import { Http } from './http.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Variables the server reads: the parent's values must not leak into the children. */
 const SERVER_VARS = [
-  'APP_ENV', 'ADDR', 'DATABASE_URL', 'KEYCLOAK_ISSUER', 'API_AUDIENCE', 'AUTH', 'LOG_LEVEL', 'TRUST_PROXY', 'ARGON2_THREADS', 'ARGON2_MAX_QUEUE',
+  'APP_ENV', 'ADDR', 'DATABASE_URL', 'DATABASE_POOL_MAX', 'KEYCLOAK_ISSUER', 'API_AUDIENCE', 'AUTH', 'LOG_LEVEL', 'LOG_FORMAT', 'TRUST_PROXY',
+  'ARGON2_THREADS', 'ARGON2_MAX_QUEUE', 'METRICS', 'METRICS_ADDR', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SERVICE_NAME',
 ];
 
 export async function freePort(): Promise<number> {
