@@ -17,6 +17,7 @@ import { createMetricsServer, Metrics } from './observability/metrics.js';
 import { startTracing, type Tracing } from './observability/tracing.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
+const TRACE_FLUSH_MS = 3000;
 
 function authenticatorFor(config: Config): Authenticator {
   if (!config.authEnabled) return { mode: 'off' };
@@ -120,7 +121,11 @@ async function main() {
     metricsServer?.closeAllConnections();
     server.close(async () => {
       await runtime.close().catch((err) => log.error('shutdown error', describeError(err)));
-      await tracing?.shutdown().catch((err) => log.error('shutdown error', describeError(err)));
+      // Buffered spans are sent, but an unreachable collector must not hold the exit past the grace period.
+      if (tracing) {
+        const flushed = tracing.shutdown().catch((err) => log.warn('could not flush spans', describeError(err)));
+        await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, TRACE_FLUSH_MS).unref())]);
+      }
       process.exit(0);
     });
     server.closeIdleConnections();

@@ -7,14 +7,18 @@
  * any answer (tests/harness/hostile-oracles.ts): never a 5xx, always JSON, the error body with
  * a code that matches the status, or the documented success of the endpoint.
  *
- * Requests run in batches; around each batch the observable state is snapshotted (the whole
- * audit log, page by page, and the tenant, entitlements and keys of the known tenants). A
- * batch in which nothing succeeded that changes state must leave the snapshot exactly as it
- * was; in any other batch, the changes must be explained by its successes.
+ * Requests run in batches of 20; around each batch the store is snapshotted (the whole audit
+ * log, the catalog, and the known tenants with their entitlements, keys and pending product
+ * requests). A batch in which nothing that changes state succeeded must leave the snapshot
+ * exactly as it was; in any other batch, every change must be explained by its successes.
+ * Requests go through fetch, or node:http (GET with a body, chunked bodies); afterwards the
+ * process must still answer, also after requests cut off mid-body.
  *
  * The seed is fixed (reproducible); FC_SEED=<n> replays another, HOSTILE_REQUESTS=<n> sets the
  * number of generated requests per store, FC_SHRINK=1 shrinks a failing batch.
  */
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { describeRequest, hostileRequest, oversizedRequest, type Fixture, type HostileRequest } from './harness/arbitraries.js';
@@ -33,8 +37,43 @@ const VERIFY = '/v1/internal/api-keys/verify';
 // ---------------------------------------------------------------------------------------
 // Sending
 
+/** node:http sends what fetch will not: a body with GET, and `Transfer-Encoding: chunked`. */
+function sendViaNode(baseUrl: string, req: HostileRequest): Promise<HttpResponse> {
+  const { hostname, port } = new URL(baseUrl);
+  const headers: Record<string, string> = { ...req.headers };
+  if (req.body && req.transport === 'chunked') headers['transfer-encoding'] = 'chunked';
+  else if (req.body) headers['content-length'] = String(req.body.length);
+  return new Promise((resolve, reject) => {
+    const out = httpRequest({ host: hostname, port, method: req.method, path: req.url, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {
+          body = undefined;
+        }
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) for (const one of [v ?? []].flat()) h.append(k, one);
+        resolve({ status: res.statusCode ?? 0, headers: h, body, text });
+      });
+    });
+    out.on('error', reject);
+    if (req.body && req.transport === 'chunked') {
+      for (let at = 0; at < req.body.length; at += 4096) out.write(req.body.subarray(at, at + 4096));
+    } else if (req.body) {
+      out.write(req.body);
+    }
+    out.end();
+  });
+}
+
 async function send(http: Http, req: HostileRequest): Promise<HttpResponse> {
   try {
+    if (req.transport !== 'fetch') return await sendViaNode(http.baseUrl, req);
     return await http.request(req.method, req.url, { headers: req.headers, body: req.body });
   } catch (err) {
     // A connection the server dropped, or a process that died: never an acceptable answer.
@@ -243,6 +282,25 @@ eachStore('hostile input', (server, kind) => {
 
   it('the process stays up: /healthz answers 200 and a normal request still works', async () => {
     const http = server().http;
+    // Requests cut off mid-body, with lying lengths or broken framing, on both lanes.
+    const { hostname, port } = new URL(server().url);
+    const heads = [
+      'POST /v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"slug":',
+      `POST ${VERIFY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"key":`,
+      'POST /v1/audit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n',
+      `POST ${VERIFY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"key`,
+      'GARBAGE\r\n\r\n',
+    ];
+    for (const head of heads) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(Number(port), hostname, () => {
+          socket.write(head);
+          setTimeout(() => socket.destroy(), 50);
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve());
+      });
+    }
     const health = await http.get('/healthz');
     expect(health.status).toBe(200);
     expect(health.body).toEqual({ status: 'ok' });
@@ -300,6 +358,47 @@ eachStore('hostile input', (server, kind) => {
         headers: { 'content-type': 'application/json' },
       });
       expect(res.status, res.text).toBe(201);
+    });
+
+    // zod's record skips a "__proto__" key (a plain object cannot hold it): POST /v1/audit
+    // answered 201 and stored the event without that field, silently.
+    it('an audit field named "__proto__" is a 400 on that field, not silently dropped', async () => {
+      const before = await snapshot(server().store, fx);
+      const res = await http().post('/v1/audit', '{"action":"proto.checked","actor":{"id":"x"},"fields":{"__proto__":"kept?","k":"v"}}', {
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.issues).toContainEqual({ path: ['fields', '__proto__'], message: expect.any(String) });
+      expect(await snapshot(server().store, fx)).toEqual(before);
+      // Keys that merely look special are ordinary fields, stored as sent.
+      const ok = await http().post('/v1/audit', { action: 'proto.checked', actor: { id: 'x' }, fields: { constructor: 'c', toString: 't', prototype: 'p' } });
+      expect(ok.status, ok.text).toBe(201);
+      expect(ok.body.fields).toEqual({ constructor: 'c', toString: 't', prototype: 'p' });
+      // A "__proto__" elsewhere in the body is an unknown field: ignored, and no pollution.
+      const elsewhere = await http().post('/v1/audit', '{"action":"proto.checked","actor":{"id":"x","__proto__":{"type":"system"}},"__proto__":{"is_failure":true}}', {
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(elsewhere.status, elsewhere.text).toBe(201);
+      expect(elsewhere.body).toMatchObject({ actor: { id: 'x', type: 'service' }, is_failure: false });
+      expect(({} as Record<string, unknown>).is_failure).toBeUndefined();
+    });
+
+    // A cursor is base64url JSON anyone can decode and edit. A position whose time was
+    // outside years 0001–9999 passed the check, and Postgres failed the query: a 500.
+    it('a tampered cursor with a time outside years 0001–9999 is 400 on cursor, on both stores', async () => {
+      const page = await http().get('/v1/audit?limit=1');
+      expect(page.status, page.text).toBe(200);
+      const real = JSON.parse(Buffer.from(page.body.next_cursor, 'base64url').toString('utf8'));
+      const withTime = (t: number) => Buffer.from(JSON.stringify({ ...real, t })).toString('base64url');
+      for (const t of [-8.64e15, 8.64e15, Date.parse('0001-01-01T00:00:00.000Z') - 1, Date.parse('9999-12-31T23:59:59.999Z') + 1, -62198755200000]) {
+        const res = await http().get(`/v1/audit?cursor=${withTime(t)}`);
+        expect(res.status, `${t}: ${res.text}`).toBe(400);
+        expect(res.body.issues.map((i: any) => i.path)).toEqual([['cursor']]);
+      }
+      for (const t of [Date.parse('0001-01-01T00:00:00.000Z'), Date.parse('9999-12-31T23:59:59.999Z'), 0]) {
+        const res = await http().get(`/v1/audit?cursor=${withTime(t)}&limit=1`);
+        expect(res.status, `${t}: ${res.text}`).toBe(200);
+      }
     });
 
     it('verify answers 200 MALFORMED to a deeply nested body (it never re-serialises it)', async () => {

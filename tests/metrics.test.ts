@@ -85,6 +85,13 @@ eachStore('metrics', (server, kind) => {
     expect(value(after, `http_request_duration_seconds_sum{method="GET",route="/v1/tenants/{id}",status="200"}`)).toBeGreaterThan(0);
     // No label carries an id.
     const text = (await http.get('/metrics')).text;
+    // Well-formed text format: each metric described once, every sample `name{labels} number`.
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? -?(\d+(\.\d+)?(e[-+]?\d+)?|NaN|Nan|\+Inf|-Inf)$/); // prom-client writes NaN as "Nan" (Prometheus reads either)
+    }
+    const types = text.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(types).size).toBe(types.length);
+    expect(types).toContain('# TYPE http_request_duration_seconds histogram');
     expect(text).not.toContain(tenant.id);
     expect(text).not.toMatch(/route="[^"]*[0-9a-f]{8}-[0-9a-f]{4}-/);
   });
@@ -133,15 +140,16 @@ eachStore('metrics', (server, kind) => {
       for (const name of ['tenant_registry_db_pool_in_use', 'tenant_registry_db_pool_idle', 'tenant_registry_db_pool_waiting', 'tenant_registry_db_pool_connections']) {
         expect(first.has(name), name).toBe(true);
       }
-      // Hold every connection of the pool (max 10) and queue one more.
+      // Hold every connection of the pool (DATABASE_POOL_MAX: 10, or 1 on PGlite) and queue one more.
+      const max = pool.options.max ?? 10;
       const held: pg.PoolClient[] = [];
       try {
-        for (let i = 0; i < 10; i++) held.push(await pool.connect());
+        for (let i = 0; i < max; i++) held.push(await pool.connect());
         const waiting = pool.connect();
         const busy = await scrape(http);
-        expect(busy.get('tenant_registry_db_pool_in_use')).toBe(10);
+        expect(busy.get('tenant_registry_db_pool_in_use')).toBe(max);
         expect(busy.get('tenant_registry_db_pool_waiting')).toBe(1);
-        expect(busy.get('tenant_registry_db_pool_connections')).toBe(10);
+        expect(busy.get('tenant_registry_db_pool_connections')).toBe(max);
         held.push(await (held.shift()!.release(), waiting));
       } finally {
         for (const c of held) c.release();

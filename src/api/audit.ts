@@ -47,9 +47,10 @@ const actionInput = z.string().regex(ACTION, 'must match ^[a-z][a-z0-9_.:-]{0,12
 /**
  * A plain object cannot hold a `__proto__` key (assigning it sets the prototype), so zod's
  * record skips it without a word: the field would be lost. An audit log must not lose what
- * it was sent, so such a field is refused instead.
+ * it was sent, so such a field is refused instead. (Typed, so tRPC clients still see the
+ * record type as the input.)
  */
-const refuseProtoKey = (fields: unknown, ctx: { issues: z.core.$ZodRawIssue[] }) => {
+const refuseProtoKey = (fields: Record<string, string>, ctx: z.core.$RefinementCtx) => {
   if (fields !== null && typeof fields === 'object' && Object.hasOwn(fields, '__proto__')) {
     ctx.issues.push({ code: 'custom', message: 'a field may not be named "__proto__"', path: ['__proto__'], input: fields });
   }

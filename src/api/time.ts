@@ -2,6 +2,8 @@
  * RFC 3339 timestamps on the wire: requests need an explicit offset (`Z`, `z` or ±hh:mm) and
  * are normalised to UTC, truncated to milliseconds; responses are `…sssZ`.
  */
+import { isRepresentableTime } from '../domain/formats.js';
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -27,8 +29,7 @@ export function parseRfc3339(text: string): Date | null {
   const at = new Date(utc.getTime() - offsetMinutes * 60_000);
   // In UTC the year must be 0001–9999: 9999-12-31T23:00-02:00 is year 10000, which could be
   // stored but never written back as RFC 3339, and Postgres has no year 0000.
-  const utcYear = at.getUTCFullYear();
-  return utcYear < 1 || utcYear > 9999 ? null : at;
+  return isRepresentableTime(at.getTime()) ? at : null;
 }
 
 export const formatTime = (at: Date): string => at.toISOString();

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AuditFilter, AuditPosition } from '../db/store.js';
+import { isRepresentableTime } from '../domain/formats.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -35,7 +36,8 @@ export function decodeCursor(cursor: string, filter: AuditFilter): DecodedCursor
     return { ok: false, reason: 'cursor is not a valid position' };
   }
   const { t, i, f } = (parsed ?? {}) as { t?: unknown; i?: unknown; f?: unknown };
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || Math.abs(t) > 8.64e15 || typeof i !== 'string' || !UUID.test(i)) {
+  // Times outside 0001–9999 are no stored event's: Postgres could not even compare them (500).
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || !isRepresentableTime(t) || typeof i !== 'string' || !UUID.test(i)) {
     return { ok: false, reason: 'cursor is not a valid position' };
   }
   if (f !== fingerprint(filter)) return { ok: false, reason: 'cursor was made with different filters' };

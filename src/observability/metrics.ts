@@ -6,10 +6,15 @@
  * (`process_*`, `nodejs_*`) are collected once per process and exposed by every registry.
  * Gauges that describe a component (argon2 pool, verify cache, database pool) are read from
  * it when scraped, so nothing is counted twice and the hot path does no extra work for them.
+ *
+ * The request histogram is the one series written on every request, the verify lane's
+ * included, so it is a small histogram of its own (a few map lookups and additions per
+ * request, no allocation once a series exists) written in the same text format after
+ * prom-client's; prom-client's Histogram allocates and hashes its labels on every observation.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type pg from 'pg';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Deps } from '../domain/deps.js';
 import type { VerifyFailure } from '../domain/verify.js';
 import { Argon2Pool } from '../keys/argon2-pool.js';
@@ -31,28 +36,71 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
-type Child = Histogram.Internal<'method' | 'route' | 'status'>;
+interface Series {
+  /** `method="…",route="…",status="…"` */
+  labels: string;
+  /** Observations per bucket (not cumulative; the last one is +Inf only). */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** Label values as the text format wants them. */
+const labelValue = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** `http_request_duration_seconds{method, route, status}`, in the Prometheus text format. */
+class RequestHistogram {
+  private readonly name = 'http_request_duration_seconds';
+  /** route → method → status → series: no label hashing or allocation once a series exists. */
+  private readonly series = new Map<string, Map<string, Map<number, Series>>>();
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    let byMethod = this.series.get(route);
+    if (!byMethod) this.series.set(route, (byMethod = new Map()));
+    let byStatus = byMethod.get(method);
+    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
+    let series = byStatus.get(status);
+    if (!series) {
+      const labels = `method="${labelValue(method)}",route="${labelValue(route)}",status="${status}"`;
+      byStatus.set(status, (series = { labels, counts: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 }));
+    }
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    series.counts[i]!++;
+    series.sum += seconds;
+    series.count++;
+  }
+
+  render(): string {
+    const { name } = this;
+    const lines = [`# HELP ${name} HTTP requests by method, route template and status, and how long they took`, `# TYPE ${name} histogram`];
+    for (const byMethod of this.series.values()) {
+      for (const byStatus of byMethod.values()) {
+        for (const s of byStatus.values()) {
+          let cumulative = 0;
+          DURATION_BUCKETS.forEach((le, i) => {
+            cumulative += s.counts[i]!;
+            lines.push(`${name}_bucket{le="${le}",${s.labels}} ${cumulative}`);
+          });
+          lines.push(`${name}_bucket{le="+Inf",${s.labels}} ${s.count}`, `${name}_sum{${s.labels}} ${s.sum}`, `${name}_count{${s.labels}} ${s.count}`);
+        }
+      }
+    }
+    return `${lines.join('\n')}\n`;
+  }
+}
 
 export class Metrics {
   private readonly registry = new Registry();
   private readonly exposed: Registry;
-  private readonly duration: Histogram<'method' | 'route' | 'status'>;
+  private readonly requests = new RequestHistogram();
   /** Verify answers by code, counted here and handed to prom-client when scraped (nothing but `++` per verify). */
   private readonly outcomes: Record<VerifyOutcome, number> = {
     VALID: 0, MALFORMED: 0, NOT_FOUND: 0, REVOKED: 0, EXPIRED: 0, TENANT_FROZEN: 0, NOT_ENTITLED: 0,
   };
-  /** route → method → status → histogram child: no label hashing or allocation once a series exists. */
-  private readonly children = new Map<string, Map<string, Map<number, Child>>>();
 
   constructor(deps: Deps) {
     const registers = [this.registry];
-    this.duration = new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP requests by method, route template and status, and how long they took',
-      labelNames: ['method', 'route', 'status'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
     const outcomes = this.outcomes;
     new Counter({
       name: 'tenant_registry_verify_outcomes_total',
@@ -110,13 +158,7 @@ export class Metrics {
 
   /** One finished request; `route` is a template, never a path with ids in it. */
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    let byMethod = this.children.get(route);
-    if (!byMethod) this.children.set(route, (byMethod = new Map()));
-    let byStatus = byMethod.get(method);
-    if (!byStatus) byMethod.set(method, (byStatus = new Map()));
-    let child = byStatus.get(status);
-    if (!child) byStatus.set(status, (child = this.duration.labels(method, route, String(status))));
-    child.observe(seconds);
+    this.requests.observe(method, route, status, seconds);
   }
 
   verified(code: VerifyOutcome): void {
@@ -127,8 +169,8 @@ export class Metrics {
     return this.exposed.contentType;
   }
 
-  render(): Promise<string> {
-    return this.exposed.metrics();
+  async render(): Promise<string> {
+    return (await this.exposed.metrics()) + this.requests.render();
   }
 
   /** Answers a scrape. */

@@ -11,6 +11,8 @@
 import fc from 'fast-check';
 
 export const MIB = 1_048_576;
+/** URLs stay under this: over 16 KiB of request head, Node answers 431 itself (no body). */
+export const MAX_URL = 8 * 1024;
 /** Bodies of the main run stay under this (the > 1 MiB ones are separate). */
 export const MAX_GENERATED_BODY = 64 * 1024;
 
@@ -55,7 +57,11 @@ export interface HostileRequest {
   url: string;
   headers: Record<string, string>;
   body?: Buffer;
+  /** fetch, or node:http (which sends bodies with GET too), with `chunked` transfer coding. */
+  transport: Transport;
 }
+
+export type Transport = 'fetch' | 'node' | 'chunked';
 
 /** A short description for failure messages (fast-check prints it for counterexamples). */
 export function describeRequest(r: HostileRequest): string {
@@ -63,7 +69,7 @@ export function describeRequest(r: HostileRequest): string {
     ? ` body(${r.body.length} B)=${JSON.stringify(r.body.subarray(0, 240).toString('utf8'))}${r.body.length > 240 ? '…' : ''}`
     : '';
   const url = r.url.length > 300 ? `${r.url.slice(0, 300)}…(${r.url.length} chars)` : r.url;
-  return `[${r.aim}] ${r.method} ${url} headers=${JSON.stringify(r.headers)}${body}`;
+  return `[${r.aim}] ${r.method} ${url} via ${r.transport} headers=${JSON.stringify(r.headers)}${body}`;
 }
 
 /** How fast-check prints a request in a counterexample: short (the failure message has it all). */
@@ -258,10 +264,28 @@ const timeValue = fc.oneof(
 
 const base64url = (s: string) => Buffer.from(s).toString('base64url');
 
+/** A real cursor (base64url JSON, made with no filter) with its fields tampered with, as an attacker would. */
+const tamperedCursor = (fx: Fixture) => {
+  let real: Record<string, unknown> = {};
+  try {
+    real = JSON.parse(Buffer.from(fx.cursor, 'base64url').toString('utf8'));
+  } catch {
+    // Not the format this expects: the tampering then makes cursors from scratch.
+  }
+  const extremeTime = fc.constantFrom(-8.64e15, 8.64e15, -62198755200000, 253402300800000, -62135596800001, -62135596800000, 253402300799999, 0, -1, 2 ** 53, 1.5, Number.MAX_VALUE);
+  return fc
+    .record({
+      t: fc.oneof({ arbitrary: extremeTime, weight: 4 }, { arbitrary: fc.integer(), weight: 1 }, { arbitrary: hostileValue, weight: 1 }),
+      i: fc.oneof({ arbitrary: fc.constant(real.i), weight: 3 }, { arbitrary: fc.uuid(), weight: 1 }, { arbitrary: hostileValue, weight: 1 }),
+    })
+    .map(({ t, i }) => base64url(expandDeep(JSON.stringify({ ...real, t, i }))));
+};
+
 /** Cursors that do not decode to a position, or were made with other filters. */
 const cursorValue = (fx: Fixture) =>
   fc.oneof(
     fc.constant(fx.cursor),
+    tamperedCursor(fx),
     fc.constantFrom(
       'bm9wZQ',
       '',
@@ -802,16 +826,35 @@ function normalise(pathAndQuery: string): string {
   return u.pathname + u.search;
 }
 
-const withoutBodyFor = (method: string, body: Buffer | undefined) => (method === 'GET' || method === 'HEAD' ? undefined : body);
+/** fetch sends no body with GET or HEAD; node:http does (not with HEAD here: it confuses the reply). */
+const sendsBody = (method: string, transport: Transport) => method !== 'HEAD' && (method !== 'GET' || transport !== 'fetch');
 
-function build(aim: Aim, method: string, path: string, query: string, body: Buffer | undefined, type: string | undefined, headers: Record<string, string>): HostileRequest {
+const transport = fc.oneof(
+  { arbitrary: fc.constant<Transport>('fetch'), weight: 10 },
+  { arbitrary: fc.constant<Transport>('node'), weight: 1 },
+  { arbitrary: fc.constant<Transport>('chunked'), weight: 1 },
+);
+
+function build(
+  aim: Aim,
+  method: string,
+  path: string,
+  query: string,
+  body: Buffer | undefined,
+  type: string | undefined,
+  headers: Record<string, string>,
+  via: Transport = 'fetch',
+  maxBody = MAX_GENERATED_BODY,
+): HostileRequest {
   const h = { ...headers };
   if (type !== undefined) h['content-type'] = type;
-  const sent = withoutBodyFor(method, body);
-  let url = normalise(path + query);
+  // Several huge or deep values may meet in one body: past the bound it is cut (a truncated body is hostile too).
+  const sent = sendsBody(method, via) ? body?.subarray(0, maxBody) : undefined;
+  // Past 16 KiB of request head, Node itself answers 431 (no body) before the app sees it.
+  let url = normalise(path + query).slice(0, MAX_URL);
   // Dot segments may climb out of /v1 (to /docs, say); random paths stay under /v1.
   if (aim === 'random' && !/^\/v1(\/|$|\?)/i.test(url)) url = normalise(`/v1${url}`);
-  return withToString({ aim, method, url, headers: h, body: sent });
+  return withToString({ aim, method, url, headers: h, body: sent, transport: via });
 }
 
 /** One hostile request to any endpoint (or a random path under /v1). */
@@ -827,12 +870,13 @@ export function hostileRequest(fx: Fixture): fc.Arbitrary<HostileRequest> {
         extraHeaders,
         // Mostly the endpoint's method; sometimes another one on its path.
         fc.oneof({ arbitrary: fc.constant(shape.method), weight: 12 }, { arbitrary: fc.constantFrom(...METHODS), weight: 1 }),
+        transport,
       )
-      .map(([path, query, body, type, headers, method]) => build(shape.aim, method, path, query, body, type, headers)),
+      .map(([path, query, body, type, headers, method, via]) => build(shape.aim, method, path, query, body, type, headers, via)),
   }));
   const random = fc
-    .tuple(fc.constantFrom(...METHODS), randomPath, queryString(fx, 'random'), fc.oneof(rawNonJson, encodeJsonArb), contentType, extraHeaders)
-    .map(([method, path, query, body, type, headers]) => build('random', method, path, path.includes('?') ? '' : query, body, type, headers));
+    .tuple(fc.constantFrom(...METHODS), randomPath, queryString(fx, 'random'), fc.oneof(rawNonJson, encodeJsonArb), contentType, extraHeaders, transport)
+    .map(([method, path, query, body, type, headers, via]) => build('random', method, path, path.includes('?') ? '' : query, body, type, headers, via));
   return fc.oneof(...aimed, { arbitrary: random, weight: 10 });
 }
 
@@ -853,10 +897,11 @@ export function oversizedRequest(fx: Fixture): fc.Arbitrary<HostileRequest> {
       fc.constantFrom(MIB + 1, MIB + 4096, 2 * MIB),
       fc.constantFrom<string | undefined>(JSON_TYPE, 'text/plain', undefined, 'application/octet-stream'),
       fc.constantFrom('x', '{"slug":"', '['),
+      fc.constantFrom<Transport>('fetch', 'node', 'chunked'),
     )
-    .map(([[method, path], size, type, start]) => {
+    .map(([[method, path], size, type, start, via]) => {
       const body = Buffer.alloc(size, 0x20);
       body.write(start);
-      return build('random', method!, path!, '', body, type, {});
+      return build('random', method!, path!, '', body, type, {}, via, Infinity);
     });
 }

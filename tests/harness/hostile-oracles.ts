@@ -262,6 +262,22 @@ const parseJson = (buf: Buffer): { ok: true; value: unknown } | { ok: false } =>
   }
 };
 
+/** JSON bodies nested deeper than this are refused (400) by the API. */
+const MAX_JSON_DEPTH = 100;
+
+/** How many arrays/objects deep a parsed JSON value goes (iteratively: values may be 50k deep). */
+function depthOf(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    max = Math.max(max, d + 1);
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
 const decode = (raw: string): string | null => {
   try {
     return decodeURIComponent(raw);
@@ -299,8 +315,9 @@ function expectation(req: HostileRequest, target: Target | null): Expectation | 
   const params = [...new URL(req.url, 'http://h').searchParams];
   for (const [key, value] of params) if (value === '') reasons.push({ status: 400, issue: key });
   if (req.method === 'POST' && size > 0) {
+    const parsed = parseJson(req.body!);
     if (!isJsonType(header(req, 'content-type'))) reasons.push({ status: 415 });
-    else if (!parseJson(req.body!).ok) reasons.push({ status: 400 });
+    else if (!parsed.ok || depthOf(parsed.value) > MAX_JSON_DEPTH) reasons.push({ status: 400 });
   }
   if (target.param !== undefined && target.route !== 'tenants.bySlug') {
     const id = decode(target.param);
