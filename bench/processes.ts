@@ -192,3 +192,11 @@ export async function startBare(body: Buffer | string, status = 200): Promise<Ch
   const vars = childEnv({ PORT: String(port), BODY_B64: Buffer.from(body).toString('base64'), STATUS: String(status) });
   return spawnChild('bare node:http', ['--import', 'tsx', 'bench/bare-server.ts'], vars, port, '/');
 }
+
+/** A calibration server of bench/floor-server.ts: a no-work tRPC procedure answering `body`. */
+export async function startFloor(mode: 'caller' | 'express', body: Buffer, method: 'GET' | 'POST', procedurePath: string): Promise<Child> {
+  const port = await freePort();
+  const vars = childEnv({ PORT: String(port), BODY_B64: body.toString('base64'), MODE: mode, PROCEDURE_METHOD: method, PROCEDURE_PATH: procedurePath });
+  const name = mode === 'caller' ? 'no-work procedure, tRPC caller' : 'no-work procedure, express + trpc-to-openapi';
+  return spawnChild(name, ['--import', 'tsx', 'bench/floor-server.ts'], vars, port, '/healthz');
+}

@@ -3,6 +3,7 @@
  * Postgres database, the server as child processes, the bare baselines), loads them with
  * autocannon from this process, and writes bench/RESULTS.md. See bench/README.md.
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,8 +33,9 @@ const ACME = '00000000-0000-0000-0000-000000000001';
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`${problem}\n`);
   process.stderr.write(
-    `usage: npm run bench [-- --quick] [--only ${SCENARIOS.join(',')}] [--built] [--node-args "ARGS"] [--out FILE]\n` +
-      '  --built: run the server from `npm run build` (node dist/src/server.js) instead of src/ through tsx\n' +
+    `usage: npm run bench [-- --quick] [--only ${SCENARIOS.join(',')}] [--tsx] [--node-args "ARGS"] [--out FILE]\n` +
+      '  the server under test is the production build: the bench runs `npm run build` first and starts node dist/src/server.js\n' +
+      '  --tsx: run src/ through tsx instead (what `npm start` does), without building\n' +
       '  --node-args "ARGS": extra node flags for the server under test, e.g. "--max-old-space-size=128"\n' +
       '  BENCH_DATABASE_URL: admin URL of the Postgres to create the bench database on\n' +
       `  (default ${DEFAULT_ADMIN_URL})\n`,
@@ -43,7 +45,7 @@ function usage(problem?: string): never {
 
 function parseArgs(argv: string[]) {
   let quick = false;
-  let built = false;
+  let built = true;
   let nodeArgs: string[] = [];
   let only: Scenario[] | null = null;
   let out = path.join(ROOT, 'bench', 'RESULTS.md');
@@ -52,6 +54,7 @@ function parseArgs(argv: string[]) {
     if (arg === '--quick') quick = true;
     else if (arg === '--full') quick = false;
     else if (arg === '--built') built = true;
+    else if (arg === '--tsx') built = false;
     else if (arg === '--node-args' || arg.startsWith('--node-args=')) {
       const list = arg.includes('=') ? arg.slice('--node-args='.length) : argv[++i];
       if (list === undefined) usage('--node-args needs a value, e.g. "--max-old-space-size=128"');
@@ -73,6 +76,14 @@ function parseArgs(argv: string[]) {
   return { quick, built, nodeArgs, only, out };
 }
 
+/** The server under test is what production runs: `npm run build`'s dist/ (scripts/build.mjs). */
+function buildServer(): void {
+  process.stderr.write('[bench] building the server (node scripts/build.mjs)\n');
+  const built = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (built.status !== 0) throw new Error('npm run build failed; `npm run bench -- --tsx` runs src/ without building');
+  useBuiltServer();
+}
+
 async function postgresVersion(adminUrl: string): Promise<string | null> {
   const c = new pg.Client({ connectionString: adminUrl });
   try {
@@ -87,7 +98,7 @@ async function postgresVersion(adminUrl: string): Promise<string | null> {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const mode = MODES[args.quick ? 'quick' : 'full'];
-  if (args.built) useBuiltServer();
+  if (args.built) buildServer();
   setServerNodeArgs(args.nodeArgs);
   const selected = new Set<Scenario>(args.only ?? SCENARIOS);
   const adminUrl = process.env.BENCH_DATABASE_URL || DEFAULT_ADMIN_URL;

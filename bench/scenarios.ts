@@ -9,7 +9,7 @@ import { argon2id } from 'hash-wasm';
 import type pg from 'pg';
 import { encodeCursor } from '../src/audit/audit-cursor.js';
 import { failureCount, httpLoad, loopLoad, type HttpLoad, type Stats } from './load.js';
-import { startBare, type Child } from './processes.js';
+import { startBare, startFloor, type Child } from './processes.js';
 import { fmtMs, fmtRatio, fmtRps, type Row } from './report.js';
 import { auditQuery, INSERT_AUDIT, INSERT_TENANT, positionAt, SEED_ACTIONS, SELECT_TENANT, type AuditQueryFilter, type Position } from './sql.js';
 
@@ -125,6 +125,45 @@ function compareRow(scenario: string, s: Stats, rssMb: number | null, baselineNa
   return { scenario, measured: s, rssMb, baselineName, baseline: b, ratio: ratioText, target, pass };
 }
 
+/**
+ * Calibration (bench/floor-server.ts): a tRPC procedure that does no work, served the way
+ * the issue's scale note describes, measured under the same load as the bare server. It
+ * adds an info row and, when the server missed its target, says how the server compares.
+ */
+async function floor(
+  ctx: Ctx,
+  what: { mode: 'caller' | 'express'; answer: Buffer; method: 'GET' | 'POST'; procedurePath: string },
+  load: Omit<HttpLoad, 'url' | 'connections' | 'durationS'>,
+  bare: Stats,
+  server: { stats: Stats; row: Row },
+): Promise<void> {
+  const child = await startFloor(what.mode, what.answer, what.method, what.procedurePath);
+  try {
+    ctx.log(`${child.name}: calibration`);
+    const { stats } = await measureHttp(ctx, { ...load, url: child.url }, child);
+    const vsBare = ratio(stats.rps, bare.rps);
+    const serverVsFloor = ratio(server.stats.rps, stats.rps);
+    ctx.rows.push({
+      scenario: `calibration: ${child.name} (does no work)`,
+      measured: stats,
+      rssMb: null,
+      baselineName: 'bare node:http, same JSON body',
+      baseline: bare,
+      ratio: `${fmtRatio(vsBare)} req/s; the server did ${fmtRatio(serverVsFloor)} of this`,
+      target: 'info (explains the row above)',
+      pass: null,
+    });
+    if (server.row.pass === false) {
+      server.row.why =
+        `${server.row.why ? `${server.row.why} ` : ''}In the same run a procedure that does no work at all, ` +
+        `served through ${what.mode === 'caller' ? "tRPC's server-side caller from node:http" : 'express + trpc-to-openapi'}, ` +
+        `reached ${fmtRps(stats.rps)} req/s (${fmtRatio(vsBare)} the bare server); the server reached ${fmtRatio(serverVsFloor)} of that.`;
+    }
+  } finally {
+    await child.stop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 /** Warm verify: one key verified once (cold), then the same body again and again (cache hits). */
@@ -148,6 +187,7 @@ export async function warmVerify(ctx: Ctx, server: Child): Promise<void> {
     if (!clean(ctx, 'warm verify', stats) || !clean(ctx, 'warm verify baseline', base.stats)) row.pass = false;
     noteCpu(ctx, 'warm verify', cpu, base.cpu, row);
     ctx.rows.push(row);
+    await floor(ctx, { mode: 'caller', answer, method: 'POST', procedurePath: '/v1/internal/api-keys/verify' }, load, base.stats, { stats, row });
   } finally {
     await bare.stop();
   }
@@ -169,6 +209,7 @@ export async function tenantVsBare(ctx: Ctx, server: Child, tenantId: string, sc
     if (!clean(ctx, scenario, stats)) row.pass = false;
     noteCpu(ctx, scenario, cpu, base.cpu, row);
     ctx.rows.push(row);
+    await floor(ctx, { mode: 'express', answer: body, method: 'GET', procedurePath: '/v1/tenants/{id}' }, { path }, base.stats, { stats, row });
   } finally {
     await bare.stop();
   }

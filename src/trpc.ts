@@ -91,48 +91,42 @@ function toTRPCError(error: TRPCError): TRPCError | null {
   return null;
 }
 
-async function mapDomainErrors<R extends { ok: boolean }>(next: () => Promise<R>): Promise<R> {
-  const result = await next();
-  if (!result.ok) {
-    const mapped = toTRPCError((result as unknown as { error: TRPCError }).error);
-    if (mapped) throw mapped;
-  }
-  return result;
-}
-
 /**
- * Domain errors become TRPCErrors. With tracing on, the call runs in a span of its own
- * (src/observability/tracing-sdk.ts); here rather than in a middleware of its own, since
- * each middleware costs every call, the verify hot path's included.
+ * The one middleware of every procedure (each middleware costs every call, the verify hot
+ * path's included, so there is only one):
+ * - 401 before any input is looked at, and the context narrowed to an authenticated caller
+ *   with `allow(op, tenantId)` (the access-matrix check of src/auth/access.ts) and
+ *   `once(input, work)` (Idempotency-Key, src/domain/idempotency.ts);
+ * - domain errors become TRPCErrors;
+ * - with tracing on, the call runs in a span of its own (src/observability/tracing-sdk.ts).
  */
-const domainErrors = t.middleware(({ ctx, path, type, next }) => {
-  const active = tracing;
-  return active ? active.procedure(path, type, ctx.transport, () => mapDomainErrors(next)) : mapDomainErrors(next);
-});
-
-/**
- * Narrows the context to an authenticated caller (401 before any input is looked at) and
- * gives procedures `allow(op, tenantId)`, the access-matrix check of src/auth/access.ts.
- */
-const authenticated = t.middleware(({ ctx, next, path }) => {
-  if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
-  const { principal } = ctx.auth;
-  const { store } = ctx.deps;
-  const allow = (op: Operation, tenantId: string | null, resource?: string) => {
-    // The request line names the tenant the operation concerns.
-    if (tenantId !== null && ctx.request) ctx.request.tenantId = tenantId;
-    return authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null, resource);
+const base = t.middleware(({ ctx, path, type, next }) => {
+  const call = async () => {
+    if (!ctx.auth.ok) throw new TRPCError({ code: ctx.auth.code, message: ctx.auth.message });
+    const { principal } = ctx.auth;
+    const { store } = ctx.deps;
+    const allow = (op: Operation, tenantId: string | null, resource?: string) => {
+      // The request line names the tenant the operation concerns.
+      if (tenantId !== null && ctx.request) ctx.request.tenantId = tenantId;
+      return authorize(principal, op, tenantId, async () => tenantId !== null && (await store.getTenant(tenantId)) !== null, resource);
+    };
+    const once = <T>(input: unknown, work: () => Promise<T>, secret?: IdempotencyRequest<T>['secret']) =>
+      runIdempotently(
+        ctx.deps,
+        { key: ctx.idempotencyKey, scope: `${principal.actor.type}:${principal.actor.id}`, operation: path, input, secret },
+        work,
+      );
+    const result = await next({ ctx: { principal, allow, once } });
+    if (!result.ok) {
+      const mapped = toTRPCError(result.error);
+      if (mapped) throw mapped;
+    }
+    return result;
   };
-  /** Runs a creating operation once per Idempotency-Key (src/domain/idempotency.ts). */
-  const once = <T>(input: unknown, work: () => Promise<T>, secret?: IdempotencyRequest<T>['secret']) =>
-    runIdempotently(
-      ctx.deps,
-      { key: ctx.idempotencyKey, scope: `${principal.actor.type}:${principal.actor.id}`, operation: path, input, secret },
-      work,
-    );
-  return next({ ctx: { principal, allow, once } });
+  const active = tracing;
+  return active ? active.procedure(path, type, ctx.transport, call) : call();
 });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const procedure = t.procedure.use(domainErrors).use(authenticated);
+export const procedure = t.procedure.use(base);

@@ -11,11 +11,12 @@ import { authenticate } from '../auth/authenticate.js';
 import type { ContextOptions, CreateContext } from '../context.js';
 import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
-import { createCallerFactory } from '../trpc.js';
 import { errorHeaders, fromTRPCError, type RestError, STATUS } from './error-body.js';
+import { procedureRunner } from './procedure-runner.js';
 import { MAX_BODY_BYTES } from './request-body.js';
 
-const createCaller = createCallerFactory(appRouter);
+/** The verify procedure itself, its whole middleware chain (src/rest/procedure-runner.ts). */
+const verify = procedureRunner(appRouter.apiKeys.verify, 'apiKeys.verify');
 
 export const isVerifyRequest = (req: IncomingMessage): boolean => {
   if (req.method !== 'POST' || !req.url) return false;
@@ -83,8 +84,9 @@ export function verifyLane(createContext: CreateContext, opts: ContextOptions, o
         }
         return sendError(res, { code: 'BAD_REQUEST', message: 'request body could not be read' });
       }
-      const caller = createCaller(await createContext(req, 'rest', auth));
-      send(res, 200, await caller.apiKeys.verify(parseLeniently(raw)));
+      const ctx = await createContext(req, 'rest', auth);
+      const input = parseLeniently(raw);
+      send(res, 200, await verify(ctx, input));
     } catch (err) {
       const error = err instanceof TRPCError ? err : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: err });
       if (error.code === 'INTERNAL_SERVER_ERROR') onError(error.cause ?? error);
