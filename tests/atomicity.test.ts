@@ -63,6 +63,8 @@ class FaultyStore implements Store {
   getApiKeyByPrefix: Store['getApiKeyByPrefix'] = (prefix) => this.inner.getApiKeyByPrefix(prefix);
   listApiKeys: Store['listApiKeys'] = (tenantId, opts) => this.inner.listApiKeys(tenantId, opts);
   queryAudit: Store['queryAudit'] = (filter, after, limit) => this.inner.queryAudit(filter, after, limit);
+  // A lone append is a one-write transaction here, so the same faults reach it.
+  insertAudit: Store['insertAudit'] = (event) => this.transaction((tx) => tx.insertAudit(event));
   claimIdempotencyKey = (record: IdempotencyRecord, opts: { expiredBefore: Date; abandonedBefore: Date }) =>
     this.inner.claimIdempotencyKey(record, opts);
   completeIdempotencyKey: Store['completeIdempotencyKey'] = (scope, key, response, at) =>

@@ -164,6 +164,10 @@ export class MemoryStore implements Store {
     return result;
   }
 
+  insertAudit(event: AuditEvent): Promise<AuditEvent> {
+    return this.transaction((tx) => tx.insertAudit(event));
+  }
+
   async touchApiKeys(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
     for (const { id, at } of uses) {
       const k = this.keys.get(id);

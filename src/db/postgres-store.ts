@@ -7,7 +7,6 @@ import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import { CHANGE_CHANNEL, type Change, type ChangeFeed } from './change-feed.js';
-import * as schema from './schema.js';
 import { apiKeys, auditLog, entitlements, idempotencyKeys, productRequests, products, tenants } from './schema.js';
 import {
   StoreConstraintError,
@@ -23,7 +22,7 @@ import {
   type StoreTx,
 } from './store.js';
 
-type Db = NodePgDatabase<typeof schema>;
+type Db = NodePgDatabase;
 type AuditRow = typeof auditLog.$inferSelect;
 
 const KNOWN_CONSTRAINTS = new Set<string>([
@@ -87,12 +86,56 @@ const auditConditions = (f: AuditFilter, after: AuditPosition | null): SQL[] => 
   return where;
 };
 
-/** The reads and writes, over either the pool or a transaction. */
-function access(db: Db, changes: Change[] = []): StoreTx {
+const $ = (name: string) => sql.placeholder(name);
+
+/**
+ * The statements of the busiest requests (a tenant by id, a tenant created, an audit event
+ * appended), built once per database handle instead of on every call: building an INSERT of
+ * 17 columns was ~15 % of an audit append's CPU. They run as named prepared statements,
+ * which Postgres plans once per connection.
+ */
+function prepare(db: Db) {
+  return {
+    getTenant: db.select().from(tenants).where(eq(tenants.id, $('id'))).prepare('tr_get_tenant'),
+    insertTenant: db
+      .insert(tenants)
+      .values({ id: $('id'), slug: $('slug'), name: $('name'), status: $('status'), createdAt: $('createdAt'), updatedAt: $('updatedAt') })
+      .returning()
+      .prepare('tr_insert_tenant'),
+    insertAudit: db
+      .insert(auditLog)
+      .values({
+        id: $('id'),
+        tenantId: $('tenantId'),
+        product: $('product'),
+        action: $('action'),
+        crud: $('crud'),
+        actorId: $('actorId'),
+        actorName: $('actorName'),
+        actorType: $('actorType'),
+        targetId: $('targetId'),
+        targetType: $('targetType'),
+        targetName: $('targetName'),
+        description: $('description'),
+        sourceIp: $('sourceIp'),
+        isFailure: $('isFailure'),
+        fields: $('fields'),
+        occurredAt: $('occurredAt'),
+        receivedAt: $('receivedAt'),
+      })
+      .returning()
+      .prepare('tr_insert_audit'),
+  };
+}
+type Prepared = ReturnType<typeof prepare>;
+
+/** The reads and writes, over either the pool or a transaction's connection. */
+function access(db: Db, prepared: Prepared, changes: Change[] = []): StoreTx {
   return {
     async getTenant(id, opts) {
-      const q = db.select().from(tenants).where(eq(tenants.id, id));
-      const [row] = opts?.lock ? await q.for('update') : await q;
+      const [row] = opts?.lock
+        ? await db.select().from(tenants).where(eq(tenants.id, id)).for('update')
+        : await prepared.getTenant.execute({ id });
       return row ?? null;
     },
     async getTenantBySlug(slug) {
@@ -163,7 +206,7 @@ function access(db: Db, changes: Change[] = []): StoreTx {
     },
 
     async insertTenant(t) {
-      const [row] = await db.insert(tenants).values(t).returning();
+      const [row] = await prepared.insertTenant.execute({ ...t });
       return row!;
     },
     async updateTenantStatus(id, status, at) {
@@ -192,28 +235,25 @@ function access(db: Db, changes: Change[] = []): StoreTx {
       return row;
     },
     async insertAudit(e) {
-      const [row] = await db
-        .insert(auditLog)
-        .values({
-          id: e.id,
-          tenantId: e.tenantId,
-          product: e.product,
-          action: e.action,
-          crud: e.crud,
-          actorId: e.actor.id,
-          actorName: e.actor.name,
-          actorType: e.actor.type,
-          targetId: e.target?.id ?? null,
-          targetType: e.target?.type ?? null,
-          targetName: e.target?.name ?? null,
-          description: e.description,
-          sourceIp: e.sourceIp,
-          isFailure: e.isFailure,
-          fields: e.fields,
-          occurredAt: e.occurredAt,
-          receivedAt: e.receivedAt,
-        })
-        .returning();
+      const [row] = await prepared.insertAudit.execute({
+        id: e.id,
+        tenantId: e.tenantId,
+        product: e.product,
+        action: e.action,
+        crud: e.crud,
+        actorId: e.actor.id,
+        actorName: e.actor.name,
+        actorType: e.actor.type,
+        targetId: e.target?.id ?? null,
+        targetType: e.target?.type ?? null,
+        targetName: e.target?.name ?? null,
+        description: e.description,
+        sourceIp: e.sourceIp,
+        isFailure: e.isFailure,
+        fields: e.fields,
+        occurredAt: e.occurredAt,
+        receivedAt: e.receivedAt,
+      });
       return toAuditEvent(row!);
     },
   };
@@ -246,8 +286,8 @@ export class PostgresStore implements Store {
     readonly pool: pg.Pool,
     readonly changes: ChangeFeed,
   ) {
-    this.db = drizzle(pool, { schema });
-    this.root = translated(access(this.db));
+    this.db = drizzle(pool);
+    this.root = translated(access(this.db, prepare(this.db)));
   }
 
   getTenant: StoreTx['getTenant'] = (id, opts) => this.root.getTenant(id, opts);
@@ -261,6 +301,7 @@ export class PostgresStore implements Store {
   getApiKeyByPrefix: StoreTx['getApiKeyByPrefix'] = (prefix) => this.root.getApiKeyByPrefix(prefix);
   listApiKeys: StoreTx['listApiKeys'] = (t, opts) => this.root.listApiKeys(t, opts);
   queryAudit: StoreTx['queryAudit'] = (f, a, l) => this.root.queryAudit(f, a, l);
+  insertAudit: StoreTx['insertAudit'] = (e) => this.root.insertAudit(e);
 
   /**
    * BEGIN … COMMIT on a client of our own (not drizzle's db.transaction, which leaks the
@@ -280,11 +321,11 @@ export class PostgresStore implements Store {
     const lost = (err: unknown) => translatePgError(err) instanceof StoreUnavailableError;
     try {
       const changes: Change[] = [];
-      const db = drizzle(client, { schema });
+      const { db, prepared } = this.handleOf(client);
       await client.query('BEGIN');
       let value: T;
       try {
-        value = await fn(translated(access(db, changes)));
+        value = await fn(translated(access(db, prepared, changes)));
         // Other instances hear of the change exactly when it commits.
         for (const change of changes) await db.execute(sql`SELECT pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(change)})`);
         await client.query('COMMIT');
@@ -306,6 +347,18 @@ export class PostgresStore implements Store {
     } finally {
       client.release(broken);
     }
+  }
+
+  /** A connection's drizzle handle and prepared statements, made on its first transaction. */
+  private readonly handles = new WeakMap<pg.PoolClient, { db: Db; prepared: Prepared }>();
+  private handleOf(client: pg.PoolClient) {
+    let handle = this.handles.get(client);
+    if (!handle) {
+      const db = drizzle(client);
+      handle = { db, prepared: prepare(db) };
+      this.handles.set(client, handle);
+    }
+    return handle;
   }
 
   async touchApiKeys(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {

@@ -191,6 +191,11 @@ export interface Store extends StoreReader {
   releaseIdempotencyKey(scope: string, key: string): Promise<void>;
   /** Runs `fn` atomically: every write in it lands, or none does. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * One audit event on its own: a single statement, no transaction around it. A tenant id
+   * that names no tenant fails it with StoreConstraintError('foreign_key').
+   */
+  insertAudit(event: AuditEvent): Promise<AuditEvent>;
   /** Records verify use times in one batch; never inside a request's transaction. */
   touchApiKeys(uses: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
   /** Resolves when the store answers; rejects otherwise. */

@@ -35,12 +35,9 @@ export async function appendAudit(deps: Deps, who: Principal, input: AuditAppend
     receivedAt,
   };
   try {
-    return await deps.store.transaction(async (tx) => {
-      if (event.tenantId !== null && !(await tx.getTenant(event.tenantId))) throw notFound('tenant');
-      return tx.insertAudit(event);
-    });
+    // One statement: the foreign key is the check that the tenant exists.
+    return await deps.store.insertAudit(event);
   } catch (err) {
-    // The tenant was deleted between the check and the insert.
     if (err instanceof StoreConstraintError && err.constraint === 'foreign_key') throw notFound('tenant');
     throw err;
   }
