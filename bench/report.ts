@@ -23,6 +23,8 @@ export interface Row {
   pass: boolean | null;
   /** Evidence gathered in the run about why a target was missed. */
   why?: string;
+  /** The req/s the target asks for, on the generic REST path (express + trpc-to-openapi). */
+  restTargetRps?: number;
 }
 
 const num = (n: number | undefined, digits: number) =>

@@ -17,6 +17,7 @@ import {
   auditQueries,
   coldVerify,
   createTenant,
+  explainRestMisses,
   MODES,
   tenantPostgres,
   tenantVsBare,
@@ -180,6 +181,7 @@ async function main() {
     await db?.drop().catch((err) => log(`could not drop ${db?.name}: ${(err as Error).message}`));
   }
 
+  explainRestMisses(ctx);
   const maxPeak = Math.max(...servers.map((s) => s.lifetimePeakMb() ?? 0));
   const memoryRow: Row = {
     scenario: 'memory: server peak RSS, whole run',
