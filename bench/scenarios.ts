@@ -30,7 +30,7 @@ export interface Mode {
 }
 
 export const MODES: Record<Mode['name'], Mode> = {
-  quick: { name: 'quick', runS: 3, warmupS: 1, auditRunS: 2, auditLatencyS: 1, coldS: 6, argon2Runs: 3, auditEvents: 100_000, connections: 32 },
+  quick: { name: 'quick', runS: 2, warmupS: 1, auditRunS: 2, auditLatencyS: 1, coldS: 6, argon2Runs: 3, auditEvents: 100_000, connections: 32 },
   full: { name: 'full', runS: 10, warmupS: 2, auditRunS: 6, auditLatencyS: 4, coldS: 20, argon2Runs: 7, auditEvents: 1_000_000, connections: 32 },
 };
 
