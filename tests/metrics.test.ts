@@ -177,6 +177,7 @@ describe('argon2 pool gauges', () => {
     const http = app.http;
     const idle = await scrape(http);
     expect(idle.get('tenant_registry_argon2_workers')).toBe(1);
+    expect(idle.get('tenant_registry_argon2_running_workers')).toBe(1);
     expect(idle.get('tenant_registry_argon2_busy_workers')).toBe(0);
     expect(idle.get('tenant_registry_argon2_queue_length')).toBe(0);
     const tenant = await newTenant(app);

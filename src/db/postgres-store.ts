@@ -87,21 +87,25 @@ const auditConditions = (f: AuditFilter, after: AuditPosition | null): SQL[] => 
 };
 
 const $ = (name: string) => sql.placeholder(name);
+/**
+ * Unnamed on the wire: Postgres parses them per call, and no connection keeps statement
+ * state (a pooler in transaction mode, or sessions shared behind one, would trip on it).
+ */
+const UNNAMED = '';
 
 /**
  * The statements of the busiest requests (a tenant by id, a tenant created, an audit event
  * appended), built once per database handle instead of on every call: building an INSERT of
- * 17 columns was ~15 % of an audit append's CPU. They run as named prepared statements,
- * which Postgres plans once per connection.
+ * 17 columns was ~15 % of an audit append's CPU.
  */
 function prepare(db: Db) {
   return {
-    getTenant: db.select().from(tenants).where(eq(tenants.id, $('id'))).prepare('tr_get_tenant'),
+    getTenant: db.select().from(tenants).where(eq(tenants.id, $('id'))).prepare(UNNAMED),
     insertTenant: db
       .insert(tenants)
       .values({ id: $('id'), slug: $('slug'), name: $('name'), status: $('status'), createdAt: $('createdAt'), updatedAt: $('updatedAt') })
       .returning()
-      .prepare('tr_insert_tenant'),
+      .prepare(UNNAMED),
     insertAudit: db
       .insert(auditLog)
       .values({
@@ -124,7 +128,7 @@ function prepare(db: Db) {
         receivedAt: $('receivedAt'),
       })
       .returning()
-      .prepare('tr_insert_audit'),
+      .prepare(UNNAMED),
   };
 }
 type Prepared = ReturnType<typeof prepare>;

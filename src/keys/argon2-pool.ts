@@ -3,6 +3,9 @@
  * ~200 ms, so it never runs on the event loop; when every worker is busy and the queue is
  * full, callers get SERVICE_UNAVAILABLE instead of an ever-growing queue.
  *
+ * A worker keeps its 64 MiB of WebAssembly memory after its first hash (it cannot shrink),
+ * so a worker idle for `idleMs` exits and gives it back; the next job starts a new one.
+ *
  * Stored format: `argon2id|<salt-b64>|<hash-b64>`, argon2id t=1, m=64 MiB, p=4, 32 bytes.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -31,8 +34,10 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  /** null: retired after idling (or never started); started again by the next job. */
+  worker: Worker | null;
   job: Job | null;
+  idle: NodeJS.Timeout | null;
 }
 
 export interface Argon2PoolOptions {
@@ -40,12 +45,15 @@ export interface Argon2PoolOptions {
   threads?: number;
   /** Jobs that may wait for a worker before new ones are refused. */
   maxQueue?: number;
+  /** A worker idle this long exits and frees its memory (default 30 s). */
+  idleMs?: number;
 }
 
 export class Argon2Pool implements KeyHasher {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly maxQueue: number;
+  private readonly idleMs: number;
   private nextId = 1;
   private closed = false;
   private started = 0;
@@ -53,7 +61,12 @@ export class Argon2Pool implements KeyHasher {
   constructor(opts: Argon2PoolOptions = {}) {
     const threads = opts.threads ?? os.availableParallelism();
     this.maxQueue = opts.maxQueue ?? 64;
-    for (let i = 0; i < threads; i++) this.slots.push(this.spawn());
+    this.idleMs = opts.idleMs ?? 30_000;
+    for (let i = 0; i < threads; i++) {
+      const slot: Slot = { worker: null, job: null, idle: null };
+      this.start(slot);
+      this.slots.push(slot);
+    }
   }
 
   async hash(plaintext: string): Promise<string> {
@@ -75,15 +88,25 @@ export class Argon2Pool implements KeyHasher {
     return this.started;
   }
 
-  /** Busy workers and waiting jobs, for metrics and tests. */
+  /** Worker slots, running workers, busy workers and waiting jobs, for metrics and tests. */
   stats() {
-    return { threads: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length };
+    return {
+      threads: this.slots.length,
+      live: this.slots.filter((s) => s.worker).length,
+      busy: this.slots.filter((s) => s.job).length,
+      queued: this.queue.length,
+    };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error('argon2 pool closed'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map((s) => {
+        if (s.idle) clearTimeout(s.idle);
+        return s.worker?.terminate();
+      }),
+    );
   }
 
   private run(password: string, salt: Uint8Array): Promise<Buffer> {
@@ -102,31 +125,47 @@ export class Argon2Pool implements KeyHasher {
   private dispatch(slot: Slot, job: Job) {
     this.started++;
     slot.job = job;
-    slot.worker.postMessage({ id: job.id, password: job.password, salt: job.salt, params: PARAMS });
+    if (slot.idle) clearTimeout(slot.idle);
+    slot.idle = null;
+    const worker = slot.worker ?? this.start(slot);
+    worker.postMessage({ id: job.id, password: job.password, salt: job.salt, params: PARAMS });
   }
 
-  private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_URL), job: null };
-    slot.worker.unref();
-    slot.worker.on('message', (msg: { id: number; hash?: Uint8Array; error?: string }) => {
+  /** The slot is free: the next queued job, or an idle timer that retires the worker. */
+  private release(slot: Slot) {
+    slot.job = null;
+    const next = this.queue.shift();
+    if (next) return this.dispatch(slot, next);
+    if (this.closed || !slot.worker) return;
+    slot.idle = setTimeout(() => {
+      slot.idle = null;
+      if (slot.job || !slot.worker) return;
+      void slot.worker.terminate();
+      slot.worker = null;
+    }, this.idleMs);
+    slot.idle.unref();
+  }
+
+  private start(slot: Slot): Worker {
+    const worker = new Worker(WORKER_URL);
+    slot.worker = worker;
+    worker.unref();
+    worker.on('message', (msg: { id: number; hash?: Uint8Array; error?: string }) => {
       const job = slot.job;
-      slot.job = null;
       if (job && job.id === msg.id) {
         if (msg.hash) job.resolve(Buffer.from(msg.hash));
         else job.reject(new Error(`argon2 failed: ${msg.error}`));
       }
-      const next = this.queue.shift();
-      if (next) this.dispatch(slot, next);
+      this.release(slot);
     });
-    slot.worker.on('error', (err) => {
+    worker.on('error', (err) => {
+      if (slot.worker !== worker) return;
       slot.job?.reject(err);
-      slot.job = null;
+      slot.worker = null;
       if (this.closed) return;
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots[index] = this.spawn();
-      const next = this.queue.shift();
-      if (next && index >= 0) this.dispatch(this.slots[index]!, next);
+      this.start(slot);
+      this.release(slot);
     });
-    return slot;
+    return worker;
   }
 }

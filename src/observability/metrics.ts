@@ -141,6 +141,7 @@ export class Metrics {
       stat('tenant_registry_argon2_queue_length', 'argon2 jobs waiting for a worker', (s) => s.queued);
       stat('tenant_registry_argon2_busy_workers', 'argon2 workers hashing right now', (s) => s.busy);
       stat('tenant_registry_argon2_workers', 'argon2 worker threads', (s) => s.threads);
+      stat('tenant_registry_argon2_running_workers', 'argon2 worker threads running (an idle one exits and frees its memory)', (s) => s.live);
     }
 
     const pool = (deps.store as { pool?: pg.Pool }).pool;
