@@ -98,7 +98,7 @@ const UNNAMED = '';
  * appended), built once per database handle instead of on every call: building an INSERT of
  * 17 columns was ~15 % of an audit append's CPU.
  */
-function prepare(db: Db) {
+function buildStatements(db: Db) {
   return {
     getTenant: db.select().from(tenants).where(eq(tenants.id, $('id'))).prepare(UNNAMED),
     insertTenant: db
@@ -131,15 +131,15 @@ function prepare(db: Db) {
       .prepare(UNNAMED),
   };
 }
-type Prepared = ReturnType<typeof prepare>;
+type Statements = ReturnType<typeof buildStatements>;
 
 /** The reads and writes, over either the pool or a transaction's connection. */
-function access(db: Db, prepared: Prepared, changes: Change[] = []): StoreTx {
+function access(db: Db, built: Statements, changes: Change[] = []): StoreTx {
   return {
     async getTenant(id, opts) {
       const [row] = opts?.lock
         ? await db.select().from(tenants).where(eq(tenants.id, id)).for('update')
-        : await prepared.getTenant.execute({ id });
+        : await built.getTenant.execute({ id });
       return row ?? null;
     },
     async getTenantBySlug(slug) {
@@ -210,7 +210,7 @@ function access(db: Db, prepared: Prepared, changes: Change[] = []): StoreTx {
     },
 
     async insertTenant(t) {
-      const [row] = await prepared.insertTenant.execute({ ...t });
+      const [row] = await built.insertTenant.execute({ ...t });
       return row!;
     },
     async updateTenantStatus(id, status, at) {
@@ -239,7 +239,7 @@ function access(db: Db, prepared: Prepared, changes: Change[] = []): StoreTx {
       return row;
     },
     async insertAudit(e) {
-      const [row] = await prepared.insertAudit.execute({
+      const [row] = await built.insertAudit.execute({
         id: e.id,
         tenantId: e.tenantId,
         product: e.product,
@@ -291,7 +291,7 @@ export class PostgresStore implements Store {
     readonly changes: ChangeFeed,
   ) {
     this.db = drizzle(pool);
-    this.root = translated(access(this.db, prepare(this.db)));
+    this.root = translated(access(this.db, buildStatements(this.db)));
   }
 
   getTenant: StoreTx['getTenant'] = (id, opts) => this.root.getTenant(id, opts);
@@ -325,11 +325,11 @@ export class PostgresStore implements Store {
     const lost = (err: unknown) => translatePgError(err) instanceof StoreUnavailableError;
     try {
       const changes: Change[] = [];
-      const { db, prepared } = this.handleOf(client);
+      const { db, built } = this.handleOf(client);
       await client.query('BEGIN');
       let value: T;
       try {
-        value = await fn(translated(access(db, prepared, changes)));
+        value = await fn(translated(access(db, built, changes)));
         // Other instances hear of the change exactly when it commits.
         for (const change of changes) await db.execute(sql`SELECT pg_notify(${CHANGE_CHANNEL}, ${JSON.stringify(change)})`);
         await client.query('COMMIT');
@@ -353,13 +353,13 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** A connection's drizzle handle and prepared statements, made on its first transaction. */
-  private readonly handles = new WeakMap<pg.PoolClient, { db: Db; prepared: Prepared }>();
+  /** A connection's drizzle handle and built statements, made on its first transaction. */
+  private readonly handles = new WeakMap<pg.PoolClient, { db: Db; built: Statements }>();
   private handleOf(client: pg.PoolClient) {
     let handle = this.handles.get(client);
     if (!handle) {
       const db = drizzle(client);
-      handle = { db, prepared: prepare(db) };
+      handle = { db, built: buildStatements(db) };
       this.handles.set(client, handle);
     }
     return handle;

@@ -1,13 +1,13 @@
 /**
- * Runs one tRPC procedure's own middleware chain (tRPC's error formatter, the service's
- * middleware of src/trpc.ts, input validation, output validation, the resolver) the way
+ * Runs one tRPC procedure's own middleware chain (the service's middleware of src/trpc.ts,
+ * input validation, output validation, the resolver) the way
  * tRPC's `callRecursive` does, with one difference: native object spreads. tRPC's build
  * spreads the call options through a Babel helper (`_objectSpread2`, one `defineProperty`
  * per key) twice per middleware, about 15 % of a cached verify's CPU; the verify lane
  * (src/rest/verify-lane.ts) uses this so the gateway's hot path does not pay it.
  *
  * It relies on `procedure._def.middlewares`, which is tRPC-internal: the runner checks its
- * shape when it is built (at import), and tests/verify-lane.test.ts checks that it answers
+ * shape when it is built (at import), and tests/procedure-runner.test.ts checks that it answers
  * exactly what tRPC's own caller answers.
  */
 import { getTRPCErrorFromUnknown, TRPCError, type AnyTRPCProcedure } from '@trpc/server';

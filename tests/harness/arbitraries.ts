@@ -31,7 +31,8 @@ export interface Fixture {
   products: string[];
 }
 
-export type Aim =
+/** The procedures of the app router, by their tRPC path. */
+export type Route =
   | 'tenants.create'
   | 'tenants.get'
   | 'tenants.bySlug'
@@ -46,8 +47,9 @@ export type Aim =
   | 'apiKeys.revoke'
   | 'apiKeys.verify'
   | 'audit.append'
-  | 'audit.query'
-  | 'random';
+  | 'audit.query';
+
+export type Aim = Route | 'random';
 
 export interface HostileRequest {
   /** The endpoint the generator aimed at ('random': a random path and method under /v1). */

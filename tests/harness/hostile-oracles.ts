@@ -7,7 +7,7 @@
  * MALFORMED. Written from API.md, independently of src/api's schemas.
  */
 import { z } from 'zod';
-import type { HostileRequest } from './arbitraries.js';
+import type { HostileRequest, Route } from './arbitraries.js';
 import { MIB } from './arbitraries.js';
 import type { HttpResponse } from './http.js';
 
@@ -31,22 +31,6 @@ const EXPECTED_STATUSES = new Set([200, 201, 400, 404, 405, 409, 413, 415]);
 // ---------------------------------------------------------------------------------------
 // Routes
 
-export type Route =
-  | 'tenants.create'
-  | 'tenants.get'
-  | 'tenants.bySlug'
-  | 'tenants.activate'
-  | 'tenants.cancel'
-  | 'entitlements.list'
-  | 'catalog.list'
-  | 'catalog.request'
-  | 'catalog.trialRequest'
-  | 'apiKeys.create'
-  | 'apiKeys.list'
-  | 'apiKeys.revoke'
-  | 'apiKeys.verify'
-  | 'audit.append'
-  | 'audit.query';
 
 /** Paths match in any letter case, with or without a trailing slash (as the server does). */
 const ROUTES: { route: Route; method: string; path: RegExp; param?: 'id' | 'slug' }[] = [
