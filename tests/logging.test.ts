@@ -160,6 +160,13 @@ describe('request logging [in-process, authentication on]', () => {
     expect(lane.status).toBe(401);
     expect(lane.headers.get('x-request-id')).toBe(laneId);
     expect(await requestLine(app, laneId)).toMatchObject({ route: VERIFY, status: 401 });
+    // The lane writes the header itself (one writeHead): on its answers too, and made up when unfit.
+    const answered = await app.http.post(VERIFY, { key: 'x' }, { headers: { 'x-request-id': `${laneId}-ok`, authorization: `Bearer ${service}` } });
+    expect(answered.status).toBe(200);
+    expect(answered.headers.get('x-request-id')).toBe(`${laneId}-ok`);
+    const unfitOnLane = await app.http.post(VERIFY, { key: 'x' }, { headers: { 'x-request-id': 'has spaces', authorization: `Bearer ${service}` } });
+    expect(unfitOnLane.headers.get('x-request-id')).toMatch(UUID);
+    expect(unfitOnLane.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const again = await app.http.get('/healthz');
     expect(again.headers.get('x-request-id')).not.toBe(made);
   });

@@ -16,7 +16,8 @@ import { BatchedKeyUsage } from '../src/keys/key-usage.js';
 import { VerifyCache } from '../src/keys/verify-cache.js';
 import { procedureRunner } from '../src/rest/procedure-runner.js';
 import { appRouter } from '../src/routers/index.js';
-import { createCallerFactory, type Context } from '../src/trpc.js';
+import { z } from 'zod';
+import { createCallerFactory, procedure, router, type Context } from '../src/trpc.js';
 
 const store = new MemoryStore();
 const hasher = new Argon2Pool({ threads: 1 });
@@ -111,5 +112,24 @@ describe('procedure runner (the verify lane) answers what the tRPC caller answer
     expect(await settle(() => create(ADMIN, { slug: 'runner-made', name: 'Again' }))).toEqual(
       await settle(() => caller.tenants.create({ slug: 'runner-made', name: 'Again' })),
     );
+  });
+
+  it('output validation: the parsed output (defaults, stripped keys), and a failing output is a 500', async () => {
+    const outputs = router({
+      shaped: procedure
+        .input(z.object({ n: z.number() }))
+        .output(z.object({ n: z.number(), label: z.string().default('none') }))
+        .query(({ input }) => ({ n: input.n, secret: 'stripped' }) as unknown as { n: number; label: string }),
+      broken: procedure.output(z.object({ n: z.number() })).query(() => ({ n: 'not a number' }) as unknown as { n: number }),
+    });
+    const caller = createCallerFactory(outputs)(ADMIN);
+    const shaped = procedureRunner(outputs.shaped, 'shaped');
+    const broken = procedureRunner(outputs.broken, 'broken');
+    const ran = await settle(() => shaped(ADMIN, { n: 3 }));
+    expect(ran).toEqual({ ok: true, data: { n: 3, label: 'none' } });
+    expect(ran).toEqual(await settle(() => caller.shaped({ n: 3 })));
+    const failed = await settle(() => broken(ADMIN, undefined));
+    expect(failed).toMatchObject({ ok: false, code: 'INTERNAL_SERVER_ERROR', message: 'Output validation failed' });
+    expect(failed).toEqual(await settle(() => caller.broken()));
   });
 });

@@ -4,7 +4,7 @@
  * request. Keyed by a SHA-256 of the token; an entry never outlives the token's `exp` nor
  * 60 s; LRU-bounded.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 
 export class VerifiedTokens {
@@ -16,7 +16,7 @@ export class VerifiedTokens {
   ) {}
 
   private static digest(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    return hash('sha256', token, 'base64url');
   }
 
   get(token: string, now = Date.now()): JWTPayload | undefined {

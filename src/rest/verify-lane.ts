@@ -2,8 +2,8 @@
  * The verify hot path's own lane, in front of express and the generic REST middleware.
  * Gateways call verify on every inbound request, so this lane skips express routing and
  * body parsing: it reads the body itself (any content type, ≤ 1 MiB), authenticates the
- * caller, and calls the same tRPC procedure (same schemas, same access check, same domain
- * code) through a server-side caller. The OpenAPI operation documents it as usual.
+ * caller, and runs the same tRPC procedure (same schemas, same access check, same domain
+ * code) through src/rest/procedure-runner.ts. The OpenAPI operation documents it as usual.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TRPCError } from '@trpc/server';
@@ -11,6 +11,7 @@ import { authenticate } from '../auth/authenticate.js';
 import type { ContextOptions, CreateContext } from '../context.js';
 import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
+import { recordOf } from '../observability/http.js';
 import { errorHeaders, fromTRPCError, type RestError, STATUS } from './error-body.js';
 import { procedureRunner } from './procedure-runner.js';
 import { MAX_BODY_BYTES } from './request-body.js';
@@ -25,9 +26,14 @@ export const isVerifyRequest = (req: IncomingMessage): boolean => {
   return path.length === VERIFY_PATH.length && path.toLowerCase() === VERIFY_PATH;
 };
 
+/** The whole head in one `writeHead`, `X-Request-Id` included (see requestObserver). */
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   const json = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(json), ...headers });
+  const head = ['Content-Type', 'application/json; charset=utf-8', 'Content-Length', String(Buffer.byteLength(json))];
+  const requestId = recordOf(res.req)?.id;
+  if (requestId) head.push('X-Request-Id', requestId);
+  for (const [name, value] of Object.entries(headers)) head.push(name, value);
+  res.writeHead(status, head);
   res.end(json);
 }
 
