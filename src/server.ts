@@ -103,10 +103,14 @@ async function main() {
   // otherwise a keep-alive client holds server.close() for keepAliveTimeout after its answer.
   let stopping = false;
   const inFlight = new Set<ServerResponse>();
+  // One shared listener, not a closure per request (verify's hot path goes through here).
+  function settled(this: ServerResponse) {
+    inFlight.delete(this);
+  }
   server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
     if (stopping) res.setHeader('Connection', 'close');
     inFlight.add(res);
-    res.on('close', () => inFlight.delete(res));
+    res.on('close', settled);
   });
   const stop = (signal: string) => {
     if (stopping) return;

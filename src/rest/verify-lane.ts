@@ -21,6 +21,7 @@ const verify = procedureRunner(appRouter.apiKeys.verify, 'apiKeys.verify');
 
 export const isVerifyRequest = (req: IncomingMessage): boolean => {
   if (req.method !== 'POST' || !req.url) return false;
+  if (req.url === VERIFY_PATH) return true;
   const end = req.url.indexOf('?');
   const path = (end < 0 ? req.url : req.url.slice(0, end)).replace(/\/$/, '');
   return path.length === VERIFY_PATH.length && path.toLowerCase() === VERIFY_PATH;
