@@ -12,6 +12,7 @@ import type { ContextOptions, CreateContext } from '../context.js';
 import { VERIFY_PATH } from '../routers/api-keys.js';
 import { appRouter } from '../routers/index.js';
 import { recordOf } from '../observability/http.js';
+import { endThisTurn } from './coalesced-writes.js';
 import { errorHeaders, fromTRPCError, type RestError, STATUS } from './error-body.js';
 import { procedureRunner } from './procedure-runner.js';
 import { MAX_BODY_BYTES } from './request-body.js';
@@ -27,7 +28,10 @@ export const isVerifyRequest = (req: IncomingMessage): boolean => {
   return path.length === VERIFY_PATH.length && path.toLowerCase() === VERIFY_PATH;
 };
 
-/** The whole head in one `writeHead`, `X-Request-Id` included (see requestObserver). */
+/**
+ * The whole head in one `writeHead`, `X-Request-Id` included (see requestObserver); the
+ * body goes out with the event-loop turn's other answers (src/rest/coalesced-writes.ts).
+ */
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   const json = JSON.stringify(body);
   const head = ['Content-Type', 'application/json; charset=utf-8', 'Content-Length', String(Buffer.byteLength(json))];
@@ -35,7 +39,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   if (requestId) head.push('X-Request-Id', requestId);
   for (const [name, value] of Object.entries(headers)) head.push(name, value);
   res.writeHead(status, head);
-  res.end(json);
+  endThisTurn(res, json);
 }
 
 const sendError = (res: ServerResponse, error: RestError, headers: Record<string, string> = {}) =>
