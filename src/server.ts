@@ -15,6 +15,7 @@ import { createRuntime } from './deps.js';
 import { createLogger, describeError } from './log.js';
 import { createMetricsServer, Metrics } from './observability/metrics.js';
 import { startTracing, type Tracing } from './observability/tracing.js';
+import { answerClientErrors } from './rest/client-errors.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 const TRACE_FLUSH_MS = 3000;
@@ -76,7 +77,9 @@ async function main() {
     const msg = 'AUTHENTICATION IS OFF: every request acts as the platform-admin "dev". Set KEYCLOAK_ISSUER and API_AUDIENCE to turn it on.';
     process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), msg })}\n`);
   }
-  const server = createServer(handler).listen(config.ADDR.port, config.ADDR.host ?? '::');
+  const server = createServer(handler);
+  answerClientErrors(server);
+  server.listen(config.ADDR.port, config.ADDR.host ?? '::');
   server.on('listening', () => {
     const { port } = server.address() as AddressInfo;
     log.info('tenant-registry listening', { port, store: runtime.store.kind, app_env: config.APP_ENV });

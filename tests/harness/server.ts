@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createServer } from 'node:http';
+import { answerClientErrors } from '../../src/rest/client-errors.js';
 import { createRequestHandler } from '../../src/app.js';
 import type { Authenticator } from '../../src/auth/authenticate.js';
 import { createPool } from '../../src/db/open-store.js';
@@ -57,7 +58,9 @@ export async function startServer(kind: StoreKind, opts: StartOptions = {}): Pro
   const deps: Deps = { store, hasher, usage, verifyCache: new VerifyCache(store.changes) };
   const handler = createRequestHandler({ deps, log: createLogger('silent'), trustProxy: opts.trustProxy ?? false, auth: opts.auth ?? { mode: 'off' } });
   const server: Server = await new Promise((resolve) => {
-    const s = createServer(handler).listen(0, '127.0.0.1', () => resolve(s));
+    const s = createServer(handler);
+    answerClientErrors(s);
+    s.listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
