@@ -15,7 +15,32 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type LogFormat = 'json' | 'pretty';
 
+/**
+ * The request line's fields (src/observability/http.ts): fixed names, none of them a secret's,
+ * and no header or body in them.
+ */
+export interface RequestLine {
+  req_id: string;
+  method: string;
+  route: string;
+  /** Unmatched requests only. */
+  path?: string;
+  status: number;
+  duration_ms: number;
+  tenant_id: string | undefined;
+  actor: string | undefined;
+  actor_type: string | undefined;
+  aborted?: true;
+  trace_id?: string;
+}
+
 export interface Logger {
+  /**
+   * One request line at info. Its field names are fixed (RequestLine) and none is a secret's,
+   * so it skips the redaction every other line goes through: with the redaction, it was about
+   * a quarter of a cached verify's CPU.
+   */
+  request(line: RequestLine): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
@@ -52,18 +77,18 @@ function streamOf(destination: LogDestination | undefined, format: LogFormat): D
  * always receives JSON lines).
  */
 export function createLogger(level: LogLevel = 'info', destination?: LogDestination, format: LogFormat = 'json'): Logger {
-  const logger = pino(
-    {
-      level,
-      base: undefined,
-      messageKey: 'msg',
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    },
-    streamOf(destination, destination ? 'json' : format),
-  );
+  const options = {
+    level,
+    base: undefined,
+    messageKey: 'msg',
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  const stream = streamOf(destination, destination ? 'json' : format);
+  const logger = pino({ ...options, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, stream);
+  const requests = pino(options, stream);
   return {
+    request: (line) => requests.info(line, 'request'),
     info: (msg, fields) => (fields ? logger.info(fields, msg) : logger.info(msg)),
     warn: (msg, fields) => (fields ? logger.warn(fields, msg) : logger.warn(msg)),
     error: (msg, fields) => (fields ? logger.error(fields, msg) : logger.error(msg)),

@@ -111,7 +111,7 @@ export function requestObserver(observer: Observer) {
     tracing?.finish(record, route, status);
     if (!log.enabled('info')) return;
     const actor = record.actor ?? gateActor(res);
-    log.info('request', {
+    log.request({
       req_id: record.id,
       method: record.method,
       route,
