@@ -3,7 +3,7 @@
  * that turns constraint violations into StoreConstraintError and lost connections into
  * StoreUnavailableError.
  */
-import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import { CHANGE_CHANNEL, type Change, type ChangeFeed } from './change-feed.js';
@@ -195,7 +195,8 @@ function access(db: Db, built: Statements, changes: Change[] = []): StoreTx {
         .select()
         .from(apiKeys)
         .where(and(eq(apiKeys.tenantId, tenantId), opts.includeRevoked ? undefined : isNull(apiKeys.revokedAt)))
-        .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+        // NULLS LAST, as in api_keys_tenant_created (see queryAudit).
+        .orderBy(sql`${apiKeys.createdAt} desc nulls last`, sql`${apiKeys.id} desc nulls last`);
     },
     async queryAudit(filter, after, limit) {
       const rows = await db
