@@ -2,101 +2,14 @@
  * The real entry point (src/server.ts) as a child process: configuration errors, the
  * pending-migrations guard, Postgres and memory start-up, and draining on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisionDatabase, provisionEmptyDatabase, type TestDatabase } from './harness/database.js';
-import { Http } from './harness/http.js';
+import { exitWithin, killAll, spawnServer, stopServer, untilUp } from './harness/server-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ACME_ID = '00000000-0000-0000-0000-000000000001';
-/** Variables the server reads: the parent's values must not leak into the children. */
-const SERVER_VARS = [
-  'APP_ENV', 'ADDR', 'DATABASE_URL', 'KEYCLOAK_ISSUER', 'API_AUDIENCE', 'AUTH', 'LOG_LEVEL', 'TRUST_PROXY', 'ARGON2_THREADS', 'ARGON2_MAX_QUEUE',
-];
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  at: number;
-}
-
-interface ServerProcess {
-  proc: ChildProcess;
-  port: number;
-  url: string;
-  http: Http;
-  stderr(): string;
-  exited: Promise<Exit>;
-}
-
-const children = new Set<ChildProcess>();
-
-async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
-  const port = await freePort();
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of SERVER_VARS) delete childEnv[name];
-  Object.assign(childEnv, { ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn' }, env);
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  proc.stdout!.resume();
-  const exited = new Promise<Exit>((resolve) =>
-    proc.once('exit', (code, signal) => {
-      children.delete(proc);
-      resolve({ code, signal, at: Date.now() });
-    }),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  return { proc, port, url, http: new Http(url), stderr: () => stderr, exited };
-}
-
-/** Waits until /healthz answers; fails with the child's stderr if it exits first. */
-async function untilUp(server: ServerProcess, timeoutMs = 30_000): Promise<void> {
-  let exit: Exit | undefined;
-  void server.exited.then((e) => (exit = e));
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exit) throw new Error(`server exited (${exit.code ?? exit.signal}) before answering: ${server.stderr()}`);
-    try {
-      if ((await fetch(`${server.url}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`server did not answer within ${timeoutMs} ms: ${server.stderr()}`);
-}
-
-/** Waits for the child to exit by itself, within `ms`. */
-async function exitWithin(server: ServerProcess, ms: number): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`server still running after ${ms} ms: ${server.stderr()}`)), ms);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const stopServer = async (server: ServerProcess) => {
-  if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGKILL');
-  await server.exited;
-};
 
 /** Resolves with the error code of a TCP connect (or 'CONNECTED'). */
 const connectOutcome = (port: number) =>
@@ -109,18 +22,7 @@ const connectOutcome = (port: number) =>
     socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
 
-afterAll(async () => {
-  await Promise.all(
-    [...children].map(
-      (proc) =>
-        new Promise<void>((resolve) => {
-          if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-          proc.once('exit', () => resolve());
-          proc.kill('SIGKILL');
-        }),
-    ),
-  );
-});
+afterAll(killAll);
 
 describe('start-up configuration', { timeout: 60_000 }, () => {
   it.concurrent.each([

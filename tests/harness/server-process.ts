@@ -1,7 +1,6 @@
 /**
  * The real entry point (src/server.ts) as a child process, for tests that need a process
- * boundary: signals, exit codes, "the process stays up". (tests/startup.test.ts has its own
- * copy of these helpers.)
+ * boundary: signals, exit codes, start-up configuration, "the process stays up".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
