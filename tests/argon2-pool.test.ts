@@ -27,9 +27,12 @@ describe('argon2 pool: idle workers exit and come back', () => {
     // One job starts one worker; a burst starts both and queues the rest.
     expect(await pool.verify('key-a', a!)).toBe(true);
     expect(pool.stats().live).toBe(1);
-    const burst = await Promise.all([pool.verify('key-b', b!), pool.verify('key-c', c!), pool.verify('key-x', a!), pool.verify('key-a', c!)]);
-    expect(burst).toEqual([true, true, false, false]);
-    expect(pool.stats()).toMatchObject({ live: 2, busy: 0, queued: 0 });
+    const burst = Promise.all([pool.verify('key-b', b!), pool.verify('key-c', c!), pool.verify('key-x', a!), pool.verify('key-a', c!)]);
+    // Judged as the burst is handed over: once it is done, a worker that finished early may
+    // already have been idle for idleMs and exited (a loaded machine hashes slowly).
+    expect(pool.stats()).toMatchObject({ live: 2, busy: 2, queued: 2 });
+    expect(await burst).toEqual([true, true, false, false]);
+    expect(pool.stats()).toMatchObject({ busy: 0, queued: 0 });
     expect(pool.runs).toBe(8);
     await until(() => pool.stats().live === 0);
   });
