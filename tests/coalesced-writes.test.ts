@@ -1,13 +1,14 @@
 /**
  * src/rest/coalesced-writes.ts: responses ended in one event-loop turn go out together at
  * its end. Real node:http servers and real sockets: every request gets its own body, a
- * response is not written before the turn ends, and a client that went away meanwhile
- * neither breaks the batch nor throws.
+ * response is not written before the turn ends, a client that went away meanwhile neither
+ * breaks the batch nor throws, and on the service, pipelined requests keep their order.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endThisTurn } from '../src/rest/coalesced-writes.js';
+import { startServer } from './harness/server.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -63,5 +64,31 @@ describe('coalesced writes', () => {
     expect(await gone).toBe('failed');
     // And the server still serves.
     expect(await (await fetch(`${url}/after`)).json()).toEqual({ path: '/after' });
+  });
+
+  it('the service: pipelined verifies and an express request on one connection are answered in order', async () => {
+    const app = await startServer('memory');
+    try {
+      const verify = (id: string) => {
+        const body = JSON.stringify({ key: `bp_${id}` });
+        return `POST /v1/internal/api-keys/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: ${id}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      };
+      const wire = `${verify('one')}${verify('two')}${verify('three')}GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: four\r\nConnection: close\r\n\r\n`;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(app.url).port), '127.0.0.1');
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+        socket.write(wire);
+      });
+      const ids = [...answer.matchAll(/^X-Request-Id: (.+)$/gim)].map((m) => m[1]!.trim());
+      expect(ids).toEqual(['one', 'two', 'three', 'four']);
+      expect(answer.match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(4);
+      expect(answer.match(/\{"valid":false,"code":"MALFORMED"\}/g)).toHaveLength(3);
+      expect(answer).toContain('{"status":"ok"}');
+    } finally {
+      await app.close();
+    }
   });
 });
