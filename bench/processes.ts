@@ -70,13 +70,13 @@ export function killChildren(): void {
 }
 process.on('exit', killChildren);
 
-async function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv, port: number, healthPath: string): Promise<Child> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+async function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv, port: number, healthPath: string, discardStderr = false): Promise<Child> {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', discardStderr ? 'ignore' : 'pipe'] });
   children.add(proc);
   let output = '';
   const keep = (chunk: string) => (output = (output + chunk).slice(-8000));
   proc.stdout!.setEncoding('utf8').on('data', keep);
-  proc.stderr!.setEncoding('utf8').on('data', keep);
+  proc.stderr?.setEncoding('utf8').on('data', keep);
   let exited = false;
   const exit = new Promise<void>((resolve) =>
     proc.once('exit', () => {
@@ -178,12 +178,13 @@ export const serverCommand = () => ['node', ...extraNodeArgs, ...serverEntry].jo
 
 /**
  * The server under test: auth off (APP_ENV=dev, AUTH=off, no issuer), LOG_LEVEL=silent,
- * memory store unless DATABASE_URL is given.
+ * memory store unless DATABASE_URL is given. `discardStderr` sends its log lines to
+ * /dev/null instead of the harness (which is also the load generator).
  */
-export async function startServer(name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
+export async function startServer(name: string, env: Record<string, string> = {}, nodeArgs: string[] = [], discardStderr = false): Promise<Child> {
   const port = await freePort();
   const vars = childEnv({ APP_ENV: 'dev', AUTH: 'off', LOG_LEVEL: 'silent', ADDR: `127.0.0.1:${port}`, ...env });
-  return spawnChild(name, [...extraNodeArgs, ...nodeArgs, ...serverEntry], vars, port, '/healthz');
+  return spawnChild(name, [...extraNodeArgs, ...nodeArgs, ...serverEntry], vars, port, '/healthz', discardStderr);
 }
 
 /** The bare node:http baseline answering every request with `body`. */

@@ -9,7 +9,7 @@ import { argon2id } from 'hash-wasm';
 import type pg from 'pg';
 import { encodeCursor } from '../src/audit/audit-cursor.js';
 import { failureCount, httpLoad, loopLoad, type HttpLoad, type Stats } from './load.js';
-import { startBare, startFloor, type Child } from './processes.js';
+import { startBare, startFloor, startServer, type Child } from './processes.js';
 import { fmtMs, fmtRatio, fmtRps, type Row } from './report.js';
 import { auditQuery, INSERT_AUDIT, INSERT_TENANT, positionAt, SEED_ACTIONS, SELECT_TENANT, type AuditQueryFilter, type Position } from './sql.js';
 
@@ -206,8 +206,40 @@ export async function warmVerify(ctx: Ctx, server: Child): Promise<void> {
     noteCpu(ctx, 'warm verify', cpu, base.cpu, row);
     ctx.rows.push(row);
     await floor(ctx, { mode: 'caller', answer, method: 'POST', procedurePath: '/v1/internal/api-keys/verify' }, load, base.stats, { stats, row });
+    await loggedVerify(ctx, base.stats);
   } finally {
     await bare.stop();
+  }
+}
+
+/**
+ * Warm verify as production logs it: LOG_LEVEL=info, one request line per verify (to
+ * /dev/null, so the harness does not read them). Information: the rows above run silent,
+ * and once the request line cost more than the verify itself (bench/README.md, finding 10).
+ */
+async function loggedVerify(ctx: Ctx, bare: Stats): Promise<void> {
+  const server = await startServer('server (memory store, LOG_LEVEL=info)', { LOG_LEVEL: 'info' }, [], true);
+  try {
+    ctx.log('warm verify with LOG_LEVEL=info: setting up a key');
+    const { plaintexts } = await tenantWithKeys(server, 'bench-warm-verify-logged', 1);
+    const body = JSON.stringify({ key: plaintexts[0], product: 'analytics' });
+    const load = { method: 'POST', path: '/v1/internal/api-keys/verify', body };
+    ctx.log('warm verify with LOG_LEVEL=info: server');
+    const { stats, rssMb, cpu } = await measureHttp(ctx, { ...load, url: server.url }, server);
+    clean(ctx, 'warm verify, LOG_LEVEL=info', stats);
+    noteCpu(ctx, 'warm verify, LOG_LEVEL=info', cpu);
+    ctx.rows.push({
+      scenario: 'warm verify, LOG_LEVEL=info (request lines to /dev/null), memory store',
+      measured: stats,
+      rssMb,
+      baselineName: 'bare node:http, same JSON body',
+      baseline: bare,
+      ratio: `${fmtRatio(ratio(stats.rps, bare.rps))} req/s; ${fmtRatio(ratio(stats.p99, bare.p99))} p99`,
+      target: 'info (production logging)',
+      pass: null,
+    });
+  } finally {
+    await server.stop();
   }
 }
 
