@@ -5,24 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_ENV_VARS } from '../src/config.js';
+import { freePort } from '../tests/harness/run.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** Variables the server reads: the harness's own environment must not leak into them. */
-const SERVER_VARS = [
-  'APP_ENV', 'ADDR', 'DATABASE_URL', 'KEYCLOAK_ISSUER', 'API_AUDIENCE', 'AUTH', 'LOG_LEVEL', 'TRUST_PROXY', 'ARGON2_THREADS', 'ARGON2_MAX_QUEUE', 'DATABASE_POOL_MAX',
-];
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 /** A field of /proc/<pid>/status in MB of 10^6 bytes (VmHWM: peak RSS, VmRSS: current), or null. */
 export function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
@@ -158,7 +147,7 @@ async function spawnChild(name: string, args: string[], env: NodeJS.ProcessEnv, 
 
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of SERVER_VARS) delete env[name];
+  for (const name of SERVER_ENV_VARS) delete env[name];
   return Object.assign(env, extra);
 }
 

@@ -28,7 +28,7 @@ const emptyAsUnset = (v: unknown) => (v === '' ? undefined : v);
 const authEnabled = (env: { APP_ENV: string; AUTH?: 'on' | 'off'; KEYCLOAK_ISSUER?: string }) =>
   env.AUTH === 'on' || env.APP_ENV !== 'dev' || (env.AUTH === undefined && env.KEYCLOAK_ISSUER !== undefined);
 
-const EnvSchema = z.object({
+const EnvVars = z.object({
   APP_ENV: z.preprocess(emptyAsUnset, z.enum(['dev', 'stage', 'prod']).default('dev')),
   ADDR: z.preprocess((v) => emptyAsUnset(v) ?? ':8090', hostPort),
   DATABASE_URL: z.preprocess(emptyAsUnset, postgresUrl.optional()),
@@ -46,7 +46,12 @@ const EnvSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(emptyAsUnset, httpUrl.optional()),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.preprocess(emptyAsUnset, httpUrl.optional()),
   OTEL_SERVICE_NAME: z.preprocess(emptyAsUnset, z.string().min(1).default('tenant-registry')),
-})
+});
+
+/** Every variable the server reads (test and bench harnesses keep their own out of children). */
+export const SERVER_ENV_VARS = Object.keys(EnvVars.shape);
+
+const EnvSchema = EnvVars
   .superRefine((env, ctx) => {
     const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if (env.APP_ENV !== 'dev' && env.AUTH === 'off') problem('AUTH', `authentication cannot be off when APP_ENV=${env.APP_ENV}`);

@@ -12,7 +12,8 @@ import { loadConfig } from '../src/config.js';
 import { eachStore, newTenant } from './harness/each-store.js';
 import { Http } from './harness/http.js';
 import { OidcIssuer } from './harness/oidc-issuer.js';
-import { freePort, killAll, spawnServer, untilUp } from './harness/server-process.js';
+import { freePort } from './harness/run.js';
+import { killAll, spawnServer, untilUp } from './harness/server-process.js';
 import { startServer, type TestServer } from './harness/server.js';
 
 const VERIFY = '/v1/internal/api-keys/verify';

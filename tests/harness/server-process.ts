@@ -3,25 +3,12 @@
  * boundary: signals, exit codes, start-up configuration, "the process stays up".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { SERVER_ENV_VARS } from '../../src/config.js';
 import { Http } from './http.js';
+import { freePort } from './run.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Variables the server reads: the parent's values must not leak into the children. */
-const SERVER_VARS = [
-  'APP_ENV', 'ADDR', 'DATABASE_URL', 'DATABASE_POOL_MAX', 'KEYCLOAK_ISSUER', 'API_AUDIENCE', 'AUTH', 'LOG_LEVEL', 'LOG_FORMAT', 'TRUST_PROXY',
-  'ARGON2_THREADS', 'ARGON2_MAX_QUEUE', 'METRICS', 'METRICS_ADDR', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
-  'OTEL_SERVICE_NAME',
-];
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 export interface Exit {
   code: number | null;
@@ -45,7 +32,7 @@ const children = new Set<ChildProcess>();
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of SERVER_VARS) delete childEnv[name];
+  for (const name of SERVER_ENV_VARS) delete childEnv[name];
   Object.assign(childEnv, { ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn' }, env);
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
